@@ -1,0 +1,40 @@
+"""everylabel: GLiClass zero-shot and few-shot text classification.
+
+Heavy modules (torch, transformers) load on first use of a public name, so `import everylabel`
+and the command line's `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "GLiClassConfig": "everylabel.config",
+    "ConfigError": "everylabel.config",
+    "GLiClassModel": "everylabel.modeling.model",
+    "GLiClassOutput": "everylabel.modeling.model",
+    "load_model": "everylabel.loading",
+    "create_model": "everylabel.loading",
+    "load_tokenizer": "everylabel.tokenization",
+    "SPECIAL_TOKENS": "everylabel.tokenization",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from .config import ConfigError, GLiClassConfig
+    from .loading import create_model, load_model
+    from .modeling.model import GLiClassModel, GLiClassOutput
+    from .tokenization import SPECIAL_TOKENS, load_tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'everylabel' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

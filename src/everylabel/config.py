@@ -1,0 +1,232 @@
+"""The GLiClass configuration, compatible with the `config.json` of published GLiClass checkpoints.
+
+Every key of the official format is read and written with the official default; keys this
+version does not know (from newer checkpoints) are kept on the object and written back unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, get_args
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto import CONFIG_MAPPING
+
+ArchitectureType = Literal[
+    "uni-encoder", "bi-encoder", "bi-encoder-fused", "encoder-decoder", "encoder-decoder-cls", "decoder-kv"
+]
+PoolingStrategy = Literal["first", "last", "avg", "sum", "max", "rms", "abs_max", "abs_avg", "pass"]
+ClassTokenPooling = Literal["first", "average"]
+ScorerType = Literal["simple", "weighted-dot", "mlp", "hopfield", "cross-attn"]
+ProblemType = Literal["single_label_classification", "multi_label_classification"]
+FocalReduction = Literal["mean", "sum"]
+
+# Architectures this version can build; the others are valid config values that get a clear error.
+SUPPORTED_ARCHITECTURES: Final = ("uni-encoder",)
+
+CONFIG_FORMAT_VERSION: Final = 1
+
+_CHOICES: Final[dict[str, tuple[Any, ...]]] = {
+    "architecture_type": get_args(ArchitectureType),
+    "pooling_strategy": get_args(PoolingStrategy),
+    "class_token_pooling": get_args(ClassTokenPooling),
+    "scorer_type": get_args(ScorerType),
+    "problem_type": get_args(ProblemType),
+    "focal_loss_reduction": (None, *get_args(FocalReduction)),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and what is allowed."""
+
+
+def _backbone_config(value: Any, name_or_path: str | None) -> PretrainedConfig:
+    """Turn the stored `encoder_config` (a dict, a config, or None) into a backbone config object."""
+    if isinstance(value, PretrainedConfig):
+        return value
+    if value is None:
+        if name_or_path:
+            return AutoConfig.from_pretrained(name_or_path)
+        return CONFIG_MAPPING["deberta-v2"]()  # the official default backbone
+    if isinstance(value, dict):
+        model_type = value.get("model_type", "deberta-v2")
+        if model_type not in CONFIG_MAPPING:
+            raise ConfigError(
+                f"encoder_config.model_type: {model_type!r} is not a model type known to transformers"
+            )
+        fields = {k: v for k, v in value.items() if k != "model_type"}
+        return CONFIG_MAPPING[model_type](**fields)
+    raise ConfigError(f"encoder_config: expected a dict or a PretrainedConfig, got {type(value).__name__}")
+
+
+class GLiClassConfig(PretrainedConfig):
+    """Configuration of a GLiClass model (`model_type` "GLiClass").
+
+    `encoder_config` is the full nested backbone config. Token indices of -1 mean "append after
+    the backbone vocabulary" (vocab_size, vocab_size + 1, vocab_size + 2), as in the official format.
+    """
+
+    model_type = "GLiClass"
+    is_composition = True
+
+    def __init__(
+        self,
+        encoder_config: dict[str, Any] | PretrainedConfig | None = None,
+        encoder_model: str | None = None,
+        label_model_config: dict[str, Any] | PretrainedConfig | None = None,
+        label_model_name: str | None = None,
+        class_token_index: int = -1,
+        text_token_index: int = -1,
+        example_token_index: int = -1,
+        ignore_index: int = -100,
+        hidden_size: int | None = None,
+        projector_hidden_act: str = "gelu",
+        vocab_size: int | None = None,
+        problem_type: str = "single_label_classification",
+        max_num_classes: int = 25,
+        use_lstm: bool = False,
+        initializer_range: float = 0.03,
+        scorer_type: str = "simple",
+        scorer_num_heads: int = 16,
+        scorer_mlp_hidden_size: int = 1024,
+        scorer_attn_dropout: float = 0.1,
+        pooling_strategy: str = "first",
+        class_token_pooling: str = "first",
+        focal_loss_alpha: float = 0.5,
+        focal_loss_gamma: float = 2,
+        focal_loss_reduction: str | None = None,
+        logit_scale_init_value: float = 2.6592,
+        normalize_features: bool = False,
+        extract_text_features: bool = False,
+        max_labels_alloc: str | int = "dynamic",
+        contrastive_loss_coef: float = 0,
+        architecture_type: str = "uni-encoder",
+        prompt_first: bool = False,
+        squeeze_layers: bool = False,
+        layer_wise: bool = False,
+        encoder_layer_id: int = -1,
+        embed_class_token: bool = True,
+        dropout: float = 0.1,
+        use_segment_embeddings: bool = False,
+        label_smoothing: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
+        encoder_model = encoder_model or kwargs.pop("encoder_model_name", None)
+        kwargs.pop("pad_token_id", None)  # always derived from the backbone below
+        self.encoder_config = _backbone_config(encoder_config, encoder_model)
+        self.encoder_model_name = encoder_model
+
+        if label_model_name is not None:
+            label_config = label_model_config if label_model_config is not None else {}
+            self.label_model_config: PretrainedConfig | None = _backbone_config(label_config, None)
+        else:
+            self.label_model_config = None
+        self.label_model_name = label_model_name
+
+        text_config = self.encoder_config.get_text_config()
+        self.hidden_size = hidden_size if hidden_size is not None else text_config.hidden_size
+        self.vocab_size = vocab_size if vocab_size is not None else text_config.vocab_size
+        self.class_token_index = class_token_index if class_token_index != -1 else self.vocab_size
+        self.text_token_index = text_token_index if text_token_index != -1 else self.vocab_size + 1
+        self.example_token_index = example_token_index if example_token_index != -1 else self.vocab_size + 2
+
+        self.ignore_index = ignore_index
+        self.projector_hidden_act = projector_hidden_act
+        self.max_num_classes = max_num_classes
+        self.use_lstm = use_lstm
+        self.initializer_range = initializer_range
+        self.scorer_type = scorer_type
+        self.scorer_num_heads = scorer_num_heads
+        self.scorer_mlp_hidden_size = scorer_mlp_hidden_size
+        self.scorer_attn_dropout = scorer_attn_dropout
+        self.pooling_strategy = pooling_strategy
+        self.class_token_pooling = class_token_pooling
+        self.focal_loss_alpha = focal_loss_alpha
+        self.focal_loss_gamma = focal_loss_gamma
+        self.focal_loss_reduction = focal_loss_reduction
+        self.logit_scale_init_value = logit_scale_init_value
+        self.normalize_features = normalize_features
+        self.extract_text_features = extract_text_features
+        self.max_labels_alloc = max_labels_alloc
+        self.contrastive_loss_coef = contrastive_loss_coef
+        self.architecture_type = architecture_type
+        self.prompt_first = prompt_first
+        self.squeeze_layers = squeeze_layers
+        self.layer_wise = layer_wise
+        self.encoder_layer_id = encoder_layer_id
+        self.embed_class_token = embed_class_token
+        self.dropout = dropout
+        self.use_segment_embeddings = use_segment_embeddings
+        self.label_smoothing = label_smoothing  # everylabel extension: smoothing for the focal loss
+        self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
+        super().__init__(problem_type=problem_type, pad_token_id=text_config.pad_token_id, **kwargs)
+        self.validate()
+
+    @property
+    def encoder_hidden_size(self) -> int:
+        """Width of the backbone's hidden states (the projectors map back to this width)."""
+        return int(self.encoder_config.get_text_config().hidden_size)
+
+    @property
+    def num_encoder_layers(self) -> int:
+        return int(self.encoder_config.get_text_config().num_hidden_layers)
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the key and the allowed values for the first bad value."""
+        for key, allowed in _CHOICES.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                shown = ", ".join(repr(a) for a in allowed)
+                raise ConfigError(f"{key}: {value!r} is not one of {shown}")
+        alloc = self.max_labels_alloc
+        if not (alloc in ("dynamic", "fixed") or (isinstance(alloc, int) and alloc > 0)):
+            raise ConfigError(f"max_labels_alloc: {alloc!r} must be 'dynamic', 'fixed' or a positive int")
+        for key in ("hidden_size", "max_num_classes", "scorer_num_heads", "scorer_mlp_hidden_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{key}: {value!r} must be a positive int")
+        for key in ("dropout", "scorer_attn_dropout", "label_smoothing"):
+            value = getattr(self, key)
+            if not 0.0 <= float(value) < 1.0:
+                raise ConfigError(f"{key}: {value!r} must be in [0, 1)")
+        if self.contrastive_loss_coef < 0:
+            raise ConfigError(f"contrastive_loss_coef: {self.contrastive_loss_coef!r} must be >= 0")
+        n_states = self.num_encoder_layers + 1  # embedding output + one per layer
+        if not -n_states <= self.encoder_layer_id < n_states:
+            raise ConfigError(
+                f"encoder_layer_id: {self.encoder_layer_id} is out of range for a backbone with "
+                f"{self.num_encoder_layers} layers (allowed {-n_states}..{n_states - 1})"
+            )
+        # The "pass" pooling keeps every token; only the cross-attention scorer reads a sequence.
+        if (self.pooling_strategy == "pass") != (self.scorer_type == "cross-attn"):
+            raise ConfigError(
+                f"pooling_strategy: {self.pooling_strategy!r} with scorer_type {self.scorer_type!r}; "
+                "'pass' pooling and the 'cross-attn' scorer only work together"
+            )
+        if self.scorer_type == "cross-attn" and self.hidden_size % self.scorer_num_heads:
+            raise ConfigError(
+                f"scorer_num_heads: {self.scorer_num_heads} must divide hidden_size {self.hidden_size}"
+            )
+        # These parts are sized by hidden_size but read the backbone's hidden states.
+        needs_equal = self.use_lstm or self.scorer_type != "simple"
+        if needs_equal and self.hidden_size != self.encoder_hidden_size:
+            raise ConfigError(
+                f"hidden_size: {self.hidden_size} must equal the backbone hidden size "
+                f"{self.encoder_hidden_size} when use_lstm is set or scorer_type is {self.scorer_type!r}"
+            )
+        if self.use_lstm and self.hidden_size % 2:
+            raise ConfigError(f"hidden_size: {self.hidden_size} must be even for the bidirectional LSTM")
+        if self.squeeze_layers and self.num_encoder_layers < 2:
+            raise ConfigError("squeeze_layers: needs a backbone with at least 2 layers")
+
+    def special_token_ids(self) -> tuple[int, int, int]:
+        """(label, sep, example) token ids."""
+        return self.class_token_index, self.text_token_index, self.example_token_index
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        # Written as in the official format; `encoder_model` is accepted on read.
+        out["encoder_config"] = self.encoder_config.to_dict()
+        if self.label_model_config is not None:
+            out["label_model_config"] = self.label_model_config.to_dict()
+        return out

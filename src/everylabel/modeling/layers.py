@@ -1,0 +1,63 @@
+"""Small building blocks of the GLiClass head; attribute names match the official state dict."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers.activations import ACT2FN
+
+
+class FeaturesProjector(nn.Module):
+    """Linear -> activation -> dropout -> linear, mapping backbone width -> hidden_size -> backbone width."""
+
+    def __init__(self, in_size: int, hidden_size: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.linear_1 = nn.Linear(in_size, hidden_size)
+        self.act = ACT2FN[activation]
+        self.dropout = nn.Dropout(dropout)
+        self.linear_2 = nn.Linear(hidden_size, in_size)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.dropout(self.act(self.linear_1(features))))
+
+
+class BiLSTMEncoder(nn.Module):
+    """A bidirectional LSTM over the real tokens of each row; output width = 2 * half_size."""
+
+    def __init__(self, input_size: int, half_size: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, half_size, num_layers=1, bidirectional=True, batch_first=True)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x: (batch, seq, hidden), mask: (batch, seq) -> (batch, longest real row, 2 * half_size)
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        unpacked, _ = pad_packed_sequence(out, batch_first=True)
+        return unpacked
+
+
+class LayerwiseAttention(nn.Module):
+    """Squeeze-excitation fusion of the K encoder layers' outputs into one sequence of states.
+
+    z_k = mean_t(w . h_{k,t} + b); s = sigmoid(W2 relu(W1 z)); out = P(sum_k s_k h_k).
+    """
+
+    def __init__(self, num_layers: int, hidden_size: int) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.squeeze = nn.Linear(hidden_size, 1)
+        self.W1 = nn.Linear(num_layers, num_layers // 2)
+        self.W2 = nn.Linear(num_layers // 2, num_layers)
+        self.output_projection = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, layer_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        if len(layer_states) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} layer outputs, got {len(layer_states)}")
+        stacked = torch.stack(tuple(layer_states), dim=1)  # (batch, K, seq, hidden)
+        z = self.squeeze(stacked).squeeze(-1).mean(dim=2)  # (batch, K)
+        s = torch.sigmoid(self.W2(F.relu(self.W1(z))))  # (batch, K)
+        fused = (stacked * s[:, :, None, None]).sum(dim=1)  # (batch, seq, hidden)
+        return self.output_projection(fused)

@@ -1,0 +1,76 @@
+"""Loss functions as pure tensor maths, shared by the model, the trainers and the tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def focal_loss_with_logits(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = 0.5,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Element-wise focal loss on logits (same shape as `logits`; ignored slots give 0).
+
+    `targets` are probabilities in [0, 1] (soft labels allowed); a negative alpha or a
+    non-positive gamma turns that factor off, which leaves plain binary cross-entropy.
+    """
+    valid = targets != ignore_index
+    targets = targets.to(logits.dtype)
+    if label_smoothing:
+        targets = targets * (1 - label_smoothing) + 0.5 * label_smoothing
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * valid
+    if gamma > 0:
+        p = torch.sigmoid(logits)
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = loss * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
+def multi_label_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    label_mask: torch.Tensor,
+    *,
+    alpha: float,
+    gamma: float,
+    reduction: str | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """Focal loss over real label slots: summed, or averaged over the real slots (default)."""
+    # logits, targets, label_mask: (batch, num_labels)
+    per_slot = focal_loss_with_logits(logits, targets, alpha, gamma, label_smoothing, ignore_index)
+    valid = targets.ne(ignore_index) & label_mask.bool()
+    total = (per_slot * valid).sum()
+    return total if reduction == "sum" else total / valid.sum().clamp(min=1)
+
+
+def single_label_loss(logits: torch.Tensor, targets: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the real label slots only.
+
+    `targets` is (batch,) class indices, or (batch, num_labels) one-hot / soft scores.
+    """
+    masked = logits.float().masked_fill(~label_mask.bool(), torch.finfo(torch.float32).min)
+    if targets.dim() == 1:
+        return F.cross_entropy(masked, targets.long())
+    log_probs = masked.log_softmax(dim=-1).masked_fill(~label_mask.bool(), 0.0)
+    return -(log_probs * targets.float()).sum(dim=-1).mean()
+
+
+def label_contrastive_loss(label_vectors: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+    """Each label vector must pick itself out among the labels of its row (cosine similarity logits)."""
+    # label_vectors: (batch, num_labels, hidden), label_mask: (batch, num_labels)
+    batch, num_labels, _ = label_vectors.shape
+    unit = F.normalize(label_vectors, p=2, dim=-1)
+    similarity = unit @ unit.transpose(1, 2)  # (batch, num_labels, num_labels)
+    target = torch.arange(num_labels, device=unit.device).repeat(batch)
+    loss = F.cross_entropy(similarity.reshape(batch * num_labels, num_labels), target, reduction="none")
+    weights = label_mask.reshape(-1).to(loss.dtype)
+    return (loss * weights).sum() / weights.sum()

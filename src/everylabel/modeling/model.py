@@ -1,0 +1,135 @@
+"""`GLiClassModel`: the checkpoint-compatible model (config.json + model.safetensors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput
+
+from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
+from .uni_encoder import UniEncoder
+
+
+@dataclass
+class GLiClassOutput(ModelOutput):
+    """Model outputs. `logits` is (batch, num_slots); slots past a row's label count are padding."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    label_mask: torch.Tensor | None = None  # (batch, num_slots), True for real labels
+    text_embeddings: torch.Tensor | None = None
+    class_embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class GLiClassPreTrainedModel(PreTrainedModel):
+    config_class = GLiClassConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Head initialisation of the official format: normal(0, initializer_range), zero biases."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.LSTM):
+            for name, param in module.named_parameters():
+                if name.startswith("weight"):
+                    init.normal_(param, mean=0.0, std=std)
+                else:
+                    init.zeros_(param)
+        elif isinstance(module, UniEncoder):
+            init.constant_(module.logit_scale, float(self.config.logit_scale_init_value))
+
+
+class GLiClassModel(GLiClassPreTrainedModel):
+    """A GLiClass model. `forward` scores every label marked by `<<LABEL>>` in each row.
+
+    Load a published checkpoint with `GLiClassModel.from_pretrained(path_or_hub_id)`; create a new
+    model for training with `everylabel.create_model(backbone)`.
+    """
+
+    def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        if config.architecture_type not in SUPPORTED_ARCHITECTURES:
+            raise NotImplementedError(
+                f"architecture_type: {config.architecture_type!r} is not supported yet "
+                f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
+            )
+        if getattr(config, "use_calibrator", False):
+            raise NotImplementedError("use_calibrator: checkpoints with a calibrator are not supported yet")
+        self.model = UniEncoder(config, backbone)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Load from a local folder or a hub id. Weights come from safetensors, or from a `.bin`
+        file read with `torch.load(weights_only=True)`: never arbitrary unpickling."""
+        if kwargs.get("weights_only") is False:
+            raise ValueError("weights_only: everylabel never unpickles arbitrary objects; it must stay True")
+        kwargs["weights_only"] = True
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def encoder(self) -> PreTrainedModel:
+        return self.model.encoder_model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.encoder_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.encoder_model.set_input_embeddings(value)
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, *args: Any, **kwargs: Any) -> nn.Embedding:
+        embeddings = self.model.encoder_model.resize_token_embeddings(new_num_tokens, *args, **kwargs)
+        size = embeddings.num_embeddings
+        self.config.encoder_config.get_text_config().vocab_size = size
+        self.config.vocab_size = size
+        return embeddings
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        max_num_classes: int | None = None,
+        output_hidden_states: bool = False,
+        output_text_embeddings: bool = False,
+        output_class_embeddings: bool = False,
+        **_: Any,
+    ) -> GLiClassOutput:
+        """Score the labels of each row.
+
+        input_ids, attention_mask: (batch, seq). labels: multi-label targets (batch, num_slots) in
+        [0, 1] with `ignore_index` for slots to skip; single-label class indices (batch,) or
+        one-hot / soft targets (batch, num_slots). max_num_classes: label slots in the logits
+        (default from `config.max_labels_alloc`; "dynamic" = the most labels in any row).
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        out, loss, all_layers = self.model(
+            input_ids, attention_mask, labels, max_num_classes, keep_layers=output_hidden_states
+        )
+        return GLiClassOutput(
+            loss=loss,
+            logits=out.logits,
+            label_mask=out.label_mask,
+            text_embeddings=out.text_vectors if output_text_embeddings else None,
+            class_embeddings=out.label_vectors if output_class_embeddings else None,
+            hidden_states=all_layers if output_hidden_states else None,
+        )

@@ -1,0 +1,191 @@
+"""The uni-encoder GLiClass network: one backbone pass over text and labels, then the scoring head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+from ..config import GLiClassConfig
+from . import features, losses
+from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
+from .pooling import pool
+from .scorers import build_scorer
+
+_EPS = 1e-8
+
+
+@dataclass
+class HeadOutput:
+    """What the head computes from one sequence of hidden states."""
+
+    logits: torch.Tensor  # (batch, num_slots)
+    text_vectors: torch.Tensor  # (batch, hidden), or (batch, seq, hidden) with "pass" pooling
+    label_vectors: torch.Tensor  # (batch, num_slots, hidden)
+    label_mask: torch.Tensor  # (batch, num_slots), True for real labels
+
+
+def build_backbone(config: GLiClassConfig) -> PreTrainedModel:
+    """A randomly initialised backbone from the nested config, sized to the GLiClass vocabulary."""
+    backbone = AutoModel.from_config(config.encoder_config)
+    if backbone.get_input_embeddings().num_embeddings != config.vocab_size:
+        backbone.resize_token_embeddings(config.vocab_size)
+    return backbone
+
+
+class UniEncoder(nn.Module):
+    """Backbone + projectors + scorer. Attribute names give the official `model.*` state-dict keys."""
+
+    def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
+        super().__init__()
+        self.config = config
+        width = config.encoder_hidden_size
+        self.encoder_model = backbone if backbone is not None else build_backbone(config)
+        self.text_projector = FeaturesProjector(
+            width, config.hidden_size, config.projector_hidden_act, config.dropout
+        )
+        self.classes_projector = FeaturesProjector(
+            width, config.hidden_size, config.projector_hidden_act, config.dropout
+        )
+        self.scorer = build_scorer(config)
+        if config.use_lstm:
+            self.lstm = BiLSTMEncoder(config.hidden_size, config.hidden_size // 2)
+        if config.squeeze_layers:
+            self.layer_wise_attention = LayerwiseAttention(config.num_encoder_layers, width)
+        if config.use_segment_embeddings:
+            self.segment_embeddings = nn.Embedding(3, width)
+        self.dropout = nn.Dropout(config.dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+
+    def num_slots(self, input_ids: torch.Tensor, requested: int | None) -> int:
+        """How many label slots the logits have: as asked, else by `max_labels_alloc`."""
+        if requested is not None:
+            return requested
+        alloc = self.config.max_labels_alloc
+        if alloc == "fixed":
+            return self.config.max_num_classes
+        if isinstance(alloc, int):
+            return alloc
+        return max(int((input_ids == self.config.class_token_index).sum(dim=-1).max()), 1)
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, need_all_layers: bool
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Run the backbone; returns the last hidden states and, when asked, every layer's states."""
+        embed_kwargs: dict[str, torch.Tensor] = {}
+        if self.config.use_segment_embeddings:
+            tokens = self.encoder_model.get_input_embeddings()(input_ids)
+            _, sep_id, example_id = self.config.special_token_ids()
+            segments = features.segment_ids(input_ids, sep_id, example_id)
+            embed_kwargs["inputs_embeds"] = tokens + self.segment_embeddings(segments)
+        else:
+            embed_kwargs["input_ids"] = input_ids
+        out = self.encoder_model(
+            **embed_kwargs,
+            attention_mask=attention_mask,
+            output_hidden_states=need_all_layers,
+            return_dict=True,
+        )
+        return out.last_hidden_state, (out.hidden_states if need_all_layers else None)
+
+    def select_states(self, last: torch.Tensor, all_layers: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
+        """The states the head reads: one chosen layer, the squeeze-excitation fusion, or the last."""
+        if self.config.encoder_layer_id != -1:
+            assert all_layers is not None
+            return all_layers[self.config.encoder_layer_id]
+        if self.config.squeeze_layers:
+            assert all_layers is not None
+            return self.layer_wise_attention(all_layers[1:])  # the layers' outputs, not the embeddings
+        return last
+
+    def head(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_slots: int
+    ) -> HeadOutput:
+        """Label vectors, text vector and logits from one sequence of hidden states (batch, seq, dim)."""
+        cfg = self.config
+        label_id, sep_id, _ = cfg.special_token_ids()
+        if cfg.class_token_pooling == "average":
+            label_vectors = features.label_vectors_average(
+                hidden,
+                input_ids,
+                attention_mask,
+                label_id,
+                num_slots,
+                cfg.embed_class_token,
+                sep_id if cfg.extract_text_features else None,
+            )
+        else:
+            label_vectors = features.label_vectors_first(
+                hidden, input_ids, label_id, num_slots, cfg.embed_class_token
+            )
+        label_mask = features.label_slot_mask(input_ids, label_id, num_slots)
+
+        if cfg.extract_text_features:
+            text_states, text_mask = features.text_from_separator(hidden, input_ids, attention_mask, sep_id)
+        else:
+            text_states, text_mask = hidden, attention_mask
+        if cfg.use_lstm:
+            text_states = self.lstm(text_states, text_mask)  # (batch, longest row, dim)
+            text_mask = text_mask[:, : text_states.shape[1]]
+
+        # The official poolers see no mask: padding takes part, and we keep that for equal logits.
+        text_vectors = self.dropout(self.text_projector(pool(cfg.pooling_strategy, text_states)))
+        label_vectors = self.classes_projector(label_vectors)
+        if cfg.normalize_features:
+            text_vectors = text_vectors / (text_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
+            label_vectors = label_vectors / (label_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
+        logits = self.scorer(text_vectors, label_vectors, text_mask=text_mask)
+        if cfg.normalize_features:
+            logits = logits * self.logit_scale  # used as is, not exponentiated
+        return HeadOutput(logits, text_vectors, label_vectors, label_mask)
+
+    def loss(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of one head output against `labels` (see `GLiClassModel.forward`)."""
+        cfg = self.config
+        if cfg.problem_type == "multi_label_classification":
+            value = losses.multi_label_loss(
+                out.logits,
+                labels,
+                out.label_mask,
+                alpha=cfg.focal_loss_alpha,
+                gamma=cfg.focal_loss_gamma,
+                reduction=cfg.focal_loss_reduction,
+                label_smoothing=cfg.label_smoothing,
+                ignore_index=cfg.ignore_index,
+            )
+        else:
+            value = losses.single_label_loss(out.logits, labels, out.label_mask)
+        if cfg.contrastive_loss_coef > 0:
+            value = value + cfg.contrastive_loss_coef * losses.label_contrastive_loss(
+                out.label_vectors, out.label_mask
+            )
+        return value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        num_slots: int | None = None,
+        keep_layers: bool = False,
+    ) -> tuple[HeadOutput, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
+        cfg = self.config
+        slots = self.num_slots(input_ids, num_slots)
+        layer_wise_loss = cfg.layer_wise and labels is not None
+        need_all = keep_layers or cfg.squeeze_layers or cfg.encoder_layer_id != -1 or layer_wise_loss
+        last, all_layers = self.encode(input_ids, attention_mask, need_all)
+
+        if layer_wise_loss:
+            # Training signal from every layer (embeddings included); logits come from the last.
+            assert all_layers is not None and labels is not None
+            total = torch.zeros((), device=last.device)
+            for states in all_layers:
+                out = self.head(states, input_ids, attention_mask, slots)
+                total = total + self.loss(out, labels)
+            return out, total, all_layers
+
+        out = self.head(self.select_states(last, all_layers), input_ids, attention_mask, slots)
+        loss = self.loss(out, labels) if labels is not None else None
+        return out, loss, all_layers

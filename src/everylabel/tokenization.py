@@ -1,0 +1,50 @@
+"""Tokenizer loading with the three GLiClass special tokens, as published checkpoints need it."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+LABEL_TOKEN: Final = "<<LABEL>>"
+SEP_TOKEN: Final = "<<SEP>>"
+EXAMPLE_TOKEN: Final = "<<EXAMPLE>>"
+SPECIAL_TOKENS: Final = (LABEL_TOKEN, SEP_TOKEN, EXAMPLE_TOKEN)
+
+# Backbones whose published GLiClass checkpoints expect the tokenizer with add_prefix_space=True.
+_PREFIX_SPACE_TYPES: Final = frozenset({"modernbert"})
+
+
+def tokenizer_kwargs(backbone_model_type: str) -> dict[str, Any]:
+    """Loading options a backbone family needs (ModernBERT checkpoints expect add_prefix_space)."""
+    return {"add_prefix_space": True} if backbone_model_type in _PREFIX_SPACE_TYPES else {}
+
+
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int, int]:
+    """Add `<<LABEL>>`, `<<SEP>>`, `<<EXAMPLE>>` (if missing); return their (label, sep, example) ids."""
+    missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_tokens(missing, special_tokens=True)
+    label_id, sep_id, example_id = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    return label_id, sep_id, example_id
+
+
+def load_tokenizer(
+    path: str, backbone_model_type: str, expected_ids: tuple[int, int, int] | None = None
+) -> PreTrainedTokenizerBase:
+    """Load the tokenizer stored with a checkpoint or a backbone (a folder or a hub id).
+
+    `expected_ids` (from the model config) are checked against the tokenizer's special-token ids,
+    so a tokenizer that does not belong to the checkpoint fails loudly instead of mis-scoring.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_kwargs(backbone_model_type))
+    if expected_ids is not None:
+        found = tuple(tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)))
+        if found != tuple(expected_ids):
+            pairs = ", ".join(f"{t}={f}" for t, f in zip(SPECIAL_TOKENS, found, strict=True))
+            raise ValueError(
+                f"tokenizer at {path}: special-token ids ({pairs}) do not match the model config "
+                f"(class/text/example_token_index = {tuple(expected_ids)})"
+            )
+    return tokenizer
+

