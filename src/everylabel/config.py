@@ -222,11 +222,3 @@ class GLiClassConfig(PretrainedConfig):
     def special_token_ids(self) -> tuple[int, int, int]:
         """(label, sep, example) token ids."""
         return self.class_token_index, self.text_token_index, self.example_token_index
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        # Written as in the official format; `encoder_model` is accepted on read.
-        out["encoder_config"] = self.encoder_config.to_dict()
-        if self.label_model_config is not None:
-            out["label_model_config"] = self.label_model_config.to_dict()
-        return out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
+from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 LABEL_TOKEN: Final = "<<LABEL>>"
@@ -37,7 +39,10 @@ def load_tokenizer(
     `expected_ids` (from the model config) are checked against the tokenizer's special-token ids,
     so a tokenizer that does not belong to the checkpoint fails loudly instead of mis-scoring.
     """
-    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_kwargs(backbone_model_type))
+    options = tokenizer_kwargs(backbone_model_type)
+    tokenizer = AutoTokenizer.from_pretrained(path, **options)
+    if options.get("add_prefix_space"):
+        _apply_prefix_space(tokenizer)
     if expected_ids is not None:
         found = tuple(tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)))
         if found != tuple(expected_ids):
@@ -48,3 +53,26 @@ def load_tokenizer(
             )
     return tokenizer
 
+
+
+def _apply_prefix_space(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Make every byte-level pre-tokenizer add a prefix space.
+
+    The generic fast-tokenizer class records `add_prefix_space` without applying it, so without
+    this, "<<LABEL>>sports" would tokenise "sports" unlike the text the checkpoint was trained on.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.pre_tokenizer is None:
+        return
+    spec = json.loads(backend.to_str())
+
+    def mark(node: Any) -> bool:
+        if not isinstance(node, dict):
+            return False
+        if node.get("type") == "ByteLevel":
+            node["add_prefix_space"] = True
+            return True
+        return any([mark(child) for child in node.get("pretokenizers", [])])
+
+    if mark(spec.get("pre_tokenizer")):
+        backend.pre_tokenizer = Tokenizer.from_str(json.dumps(spec)).pre_tokenizer

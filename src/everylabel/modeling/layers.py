@@ -34,6 +34,7 @@ class BiLSTMEncoder(nn.Module):
         # x: (batch, seq, hidden), mask: (batch, seq) -> (batch, longest real row, 2 * half_size)
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        self.lstm.flatten_parameters()  # loaded weights are separate tensors; one kernel path for all
         out, _ = self.lstm(packed)
         unpacked, _ = pad_packed_sequence(out, batch_first=True)
         return unpacked

@@ -83,7 +83,12 @@ class GLiClassModel(GLiClassPreTrainedModel):
         if kwargs.get("weights_only") is False:
             raise ValueError("weights_only: everylabel never unpickles arbitrary objects; it must stay True")
         kwargs["weights_only"] = True
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        dtype = kwargs.get("dtype")
+        if isinstance(dtype, torch.dtype):  # the nested backbone keeps its own dtype otherwise
+            model = loaded[0] if isinstance(loaded, tuple) else loaded
+            model.to(dtype)
+        return loaded
 
     @property
     def encoder(self) -> PreTrainedModel:
