@@ -11,7 +11,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from tests import backbones  # noqa: E402
+from tests import backbones
 
 
 @pytest.fixture(autouse=True)

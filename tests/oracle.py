@@ -83,10 +83,14 @@ def batch(
     texts = []
     for i, (text, labels) in enumerate(ROWS):
         prompt = "Classify the topic:" if with_prompt and i % 2 == 0 else ""
-        examples = [{"text": "Goal in the last minute.", "labels": ["sports"]}] if with_examples and i < 2 else None
+        examples = (
+            [{"text": "Goal in the last minute.", "labels": ["sports"]}] if with_examples and i < 2 else None
+        )
         texts.append(format_input(text, labels, prompt_first, prompt, examples))
     enc = tokenizer(texts, padding="longest", return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, max(len(r[1]) for r in ROWS)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, max(
+        len(r[1]) for r in ROWS
+    )
 
 
 def multi_hot(num_slots: int) -> torch.Tensor:

@@ -31,10 +31,14 @@ def new_model(backbone: Path, **options: Any) -> tuple[GLiClassModel, Any]:
     return model.eval(), tokenizer
 
 
-@pytest.mark.parametrize("options", ROUND_TRIP_OPTIONS, ids=lambda o: "-".join(map(str, o.values())) or "default")
+@pytest.mark.parametrize(
+    "options", ROUND_TRIP_OPTIONS, ids=lambda o: "-".join(map(str, o.values())) or "default"
+)
 def test_save_load_gives_identical_outputs(backbone_dir, tmp_path: Path, options: dict[str, Any]) -> None:
     model, tokenizer = new_model(backbone_dir("bert"), **options)
-    inputs, slots = oracle.batch(tokenizer, bool(options.get("prompt_first")), with_prompt=True, with_examples=True)
+    inputs, slots = oracle.batch(
+        tokenizer, bool(options.get("prompt_first")), with_prompt=True, with_examples=True
+    )
     with torch.no_grad():
         before = model(**inputs, max_num_classes=slots).logits
     model.save_pretrained(tmp_path)
@@ -53,7 +57,11 @@ def test_save_load_gives_identical_outputs(backbone_dir, tmp_path: Path, options
 
 def test_state_dict_uses_the_official_key_names(backbone_dir, tmp_path: Path) -> None:
     model, _ = new_model(
-        backbone_dir("bert"), scorer_type="mlp", use_lstm=True, squeeze_layers=True, use_segment_embeddings=True
+        backbone_dir("bert"),
+        scorer_type="mlp",
+        use_lstm=True,
+        squeeze_layers=True,
+        use_segment_embeddings=True,
     )
     model.save_pretrained(tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
@@ -90,7 +98,9 @@ def test_squeeze_layers_checkpoint_runs_on_layer_outputs(backbone_dir, tmp_path:
         states = model.model.encoder_model(**inputs, output_hidden_states=True).hidden_states[1:]
         se = model.model.layer_wise_attention
         # Squeeze-excitation written out: z_k = mean_t(w . h_kt + b), s = sigmoid(W2 relu(W1 z)).
-        z = torch.stack([(h @ se.squeeze.weight.T + se.squeeze.bias).squeeze(-1).mean(dim=1) for h in states], 1)
+        z = torch.stack(
+            [(h @ se.squeeze.weight.T + se.squeeze.bias).squeeze(-1).mean(dim=1) for h in states], 1
+        )
         s = torch.sigmoid(F.linear(F.relu(F.linear(z, se.W1.weight, se.W1.bias)), se.W2.weight, se.W2.bias))
         fused = sum(s[:, k, None, None] * h for k, h in enumerate(states))
         fused = F.linear(fused, se.output_projection.weight, se.output_projection.bias)
@@ -104,7 +114,11 @@ def test_squeeze_layers_checkpoint_runs_on_layer_outputs(backbone_dir, tmp_path:
 def test_minilm_backbone_builds_a_model_offline(tmp_path: Path) -> None:
     model, tokenizer = create_model(minilm_dir(), scorer_type="mlp")
     label_id, sep_id, example_id = model.config.special_token_ids()
-    assert tokenizer.convert_tokens_to_ids(["<<LABEL>>", "<<SEP>>", "<<EXAMPLE>>"]) == [label_id, sep_id, example_id]
+    assert tokenizer.convert_tokens_to_ids(["<<LABEL>>", "<<SEP>>", "<<EXAMPLE>>"]) == [
+        label_id,
+        sep_id,
+        example_id,
+    ]
     assert model.get_input_embeddings().num_embeddings == len(tokenizer) == 30525
     # The pretrained weights are kept, not re-initialised.
     reference = AutoModel.from_pretrained(minilm_dir())
@@ -112,7 +126,9 @@ def test_minilm_backbone_builds_a_model_offline(tmp_path: Path) -> None:
     for name, value in reference.state_dict().items():
         if name != "embeddings.word_embeddings.weight":
             assert torch.equal(ours[name], value), name
-    assert torch.equal(ours["embeddings.word_embeddings.weight"][:30522], reference.get_input_embeddings().weight)
+    assert torch.equal(
+        ours["embeddings.word_embeddings.weight"][:30522], reference.get_input_embeddings().weight
+    )
     # The special tokens are whole tokens, and the model scores a real input.
     ids = tokenizer("<<LABEL>>sports<<LABEL>>politics<<SEP>>")["input_ids"]
     assert ids.count(label_id) == 2 and ids.count(sep_id) == 1
@@ -148,7 +164,7 @@ def test_bin_checkpoint_loads_with_weights_only(backbone_dir, tmp_path: Path) ->
     tokenizer.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     loaded, _ = load_model(tmp_path)
-    inputs, slots = oracle.batch(tokenizer, prompt_first=False)
+    inputs, _ = oracle.batch(tokenizer, prompt_first=False)
     with torch.no_grad():
         assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
 
@@ -199,7 +215,7 @@ def test_bf16_load_runs(backbone_dir, tmp_path: Path) -> None:
 
 
 def test_config_type_is_kept_on_load(backbone_dir, tmp_path: Path) -> None:
-    model, tokenizer = new_model(backbone_dir("bert"), prompt_first=True)
+    model, _ = new_model(backbone_dir("bert"), prompt_first=True)
     model.save_pretrained(tmp_path)
     loaded = GLiClassModel.from_pretrained(tmp_path)
     assert isinstance(loaded.config, GLiClassConfig)

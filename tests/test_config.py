@@ -15,8 +15,10 @@ from everylabel import ConfigError, GLiClassConfig, GLiClassModel
 OFFICIAL_KEYS = [
     "encoder_model_name", "label_model_name", "label_model_config", "class_token_index", "text_token_index",
     "example_token_index", "architecture_type", "prompt_first", "pooling_strategy", "class_token_pooling",
-    "embed_class_token", "extract_text_features", "use_lstm", "hidden_size", "projector_hidden_act", "dropout",
-    "scorer_type", "scorer_num_heads", "scorer_mlp_hidden_size", "scorer_attn_dropout", "normalize_features",
+    "embed_class_token", "extract_text_features", "use_lstm", "hidden_size", "projector_hidden_act",
+    "dropout",
+    "scorer_type", "scorer_num_heads", "scorer_mlp_hidden_size", "scorer_attn_dropout",
+    "normalize_features",
     "logit_scale_init_value", "squeeze_layers", "layer_wise", "encoder_layer_id", "use_segment_embeddings",
     "max_num_classes", "max_labels_alloc", "problem_type", "focal_loss_alpha", "focal_loss_gamma",
     "focal_loss_reduction", "contrastive_loss_coef", "initializer_range", "vocab_size", "pad_token_id",
@@ -25,7 +27,9 @@ OFFICIAL_KEYS = [
 
 
 def tiny_bert() -> BertConfig:
-    return BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    return BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
 
 
 def test_defaults_equal_the_official_defaults() -> None:
@@ -33,9 +37,11 @@ def test_defaults_equal_the_official_defaults() -> None:
     theirs = GLiClassModelConfig(encoder_config=tiny_bert()).to_dict()
     for key in OFFICIAL_KEYS:
         assert ours[key] == theirs[key], key
-    assert ours["encoder_config"] == theirs["encoder_config"].to_dict() if not isinstance(
-        theirs["encoder_config"], dict
-    ) else theirs["encoder_config"]
+    assert (
+        ours["encoder_config"] == theirs["encoder_config"].to_dict()
+        if not isinstance(theirs["encoder_config"], dict)
+        else theirs["encoder_config"]
+    )
 
 
 def test_token_indices_default_after_the_vocabulary() -> None:
@@ -45,7 +51,9 @@ def test_token_indices_default_after_the_vocabulary() -> None:
 
 
 def test_official_config_json_reads_and_writes_back(tmp_path: Path) -> None:
-    official = GLiClassModelConfig(encoder_config=tiny_bert(), scorer_type="mlp", use_lstm=True, prompt_first=True)
+    official = GLiClassModelConfig(
+        encoder_config=tiny_bert(), scorer_type="mlp", use_lstm=True, prompt_first=True
+    )
     official.save_pretrained(tmp_path / "official")
     written = json.loads((tmp_path / "official" / "config.json").read_text())
     config = GLiClassConfig.from_pretrained(tmp_path / "official")
@@ -103,7 +111,9 @@ def test_incompatible_combinations_are_refused() -> None:
     with pytest.raises(ConfigError, match="hidden_size"):
         GLiClassConfig(encoder_config=tiny_bert(), hidden_size=64, scorer_type="mlp")
     with pytest.raises(ConfigError, match="scorer_num_heads"):
-        GLiClassConfig(encoder_config=tiny_bert(), scorer_type="cross-attn", pooling_strategy="pass", scorer_num_heads=5)
+        GLiClassConfig(
+            encoder_config=tiny_bert(), scorer_type="cross-attn", pooling_strategy="pass", scorer_num_heads=5
+        )
     # A wider projector is fine with the dot-product scorer.
     assert GLiClassConfig(encoder_config=tiny_bert(), hidden_size=64).hidden_size == 64
 

@@ -18,34 +18,81 @@ TOLERANCE = 1e-5
 CASES: list[tuple[str, str, dict[str, Any], dict[str, bool]]] = [
     *[(f"{family}-default", family, {}, {}) for family in FAMILIES],
     *[
-        (f"{family}-mlp-average-lstm-prompt-first", family,
-         {"scorer_type": "mlp", "class_token_pooling": "average", "use_lstm": True, "prompt_first": True},
-         {"with_prompt": True})
+        (
+            f"{family}-mlp-average-lstm-prompt-first",
+            family,
+            {"scorer_type": "mlp", "class_token_pooling": "average", "use_lstm": True, "prompt_first": True},
+            {"with_prompt": True},
+        )
         for family in FAMILIES
     ],
     *[(f"scorer-{s}", "bert", {"scorer_type": s}, {}) for s in ("simple", "weighted-dot", "mlp", "hopfield")],
-    ("scorer-cross-attn", "bert", {"scorer_type": "cross-attn", "pooling_strategy": "pass", "scorer_num_heads": 4}, {}),
-    ("scorer-cross-attn-lstm", "bert",
-     {"scorer_type": "cross-attn", "pooling_strategy": "pass", "scorer_num_heads": 4, "use_lstm": True}, {}),
-    *[(f"pooling-{p}", "bert", {"pooling_strategy": p}, {})
-      for p in ("first", "last", "avg", "sum", "max", "rms", "abs_max", "abs_avg")],
+    (
+        "scorer-cross-attn",
+        "bert",
+        {"scorer_type": "cross-attn", "pooling_strategy": "pass", "scorer_num_heads": 4},
+        {},
+    ),
+    (
+        "scorer-cross-attn-lstm",
+        "bert",
+        {"scorer_type": "cross-attn", "pooling_strategy": "pass", "scorer_num_heads": 4, "use_lstm": True},
+        {},
+    ),
     *[
-        (f"class-pooling-{cp}-embed-{embed}-prompt-first-{pf}", "bert",
-         {"class_token_pooling": cp, "embed_class_token": embed, "prompt_first": pf}, {"with_examples": True})
-        for cp in ("first", "average") for embed in (True, False) for pf in (True, False)
+        (f"pooling-{p}", "bert", {"pooling_strategy": p}, {})
+        for p in ("first", "last", "avg", "sum", "max", "rms", "abs_max", "abs_avg")
     ],
-    *[(f"lstm-{lstm}-prompt-first-{pf}", "bert", {"use_lstm": lstm, "prompt_first": pf}, {"with_prompt": True})
-      for lstm in (True, False) for pf in (True, False)],
     *[
-        (f"extract-text-{cp}-{pool}", "bert",
-         {"extract_text_features": True, "class_token_pooling": cp, "pooling_strategy": pool, "prompt_first": True},
-         {})
-        for cp in ("first", "average") for pool in ("first", "avg")
+        (
+            f"class-pooling-{cp}-embed-{embed}-prompt-first-{pf}",
+            "bert",
+            {"class_token_pooling": cp, "embed_class_token": embed, "prompt_first": pf},
+            {"with_examples": True},
+        )
+        for cp in ("first", "average")
+        for embed in (True, False)
+        for pf in (True, False)
     ],
-    ("extract-text-lstm", "bert", {"extract_text_features": True, "use_lstm": True, "prompt_first": True}, {}),
+    *[
+        (
+            f"lstm-{lstm}-prompt-first-{pf}",
+            "bert",
+            {"use_lstm": lstm, "prompt_first": pf},
+            {"with_prompt": True},
+        )
+        for lstm in (True, False)
+        for pf in (True, False)
+    ],
+    *[
+        (
+            f"extract-text-{cp}-{pool}",
+            "bert",
+            {
+                "extract_text_features": True,
+                "class_token_pooling": cp,
+                "pooling_strategy": pool,
+                "prompt_first": True,
+            },
+            {},
+        )
+        for cp in ("first", "average")
+        for pool in ("first", "avg")
+    ],
+    (
+        "extract-text-lstm",
+        "bert",
+        {"extract_text_features": True, "use_lstm": True, "prompt_first": True},
+        {},
+    ),
     ("normalize-features", "bert", {"normalize_features": True, "scorer_type": "simple"}, {}),
     ("normalize-features-mlp", "bert", {"normalize_features": True, "scorer_type": "mlp"}, {}),
-    ("segment-embeddings", "bert", {"use_segment_embeddings": True, "prompt_first": True}, {"with_prompt": True}),
+    (
+        "segment-embeddings",
+        "bert",
+        {"use_segment_embeddings": True, "prompt_first": True},
+        {"with_prompt": True},
+    ),
     ("segment-embeddings-deberta", "deberta-v3", {"use_segment_embeddings": True}, {}),
     ("encoder-layer-1", "bert", {"encoder_layer_id": 1}, {}),
     ("encoder-layer-0-electra", "electra", {"encoder_layer_id": 0}, {}),
@@ -59,7 +106,9 @@ def _logits(model: torch.nn.Module, inputs: dict[str, torch.Tensor], slots: int)
         return model(**inputs, max_num_classes=slots, output_hidden_states=True).logits
 
 
-@pytest.mark.parametrize(("family", "options", "batch_options"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("family", "options", "batch_options"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_official_checkpoint_loads_with_same_logits_and_back(
     backbone_dir, tmp_path: Path, family: str, options: dict[str, Any], batch_options: dict[str, bool]
 ) -> None:

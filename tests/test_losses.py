@@ -55,7 +55,9 @@ def test_loss_ignores_padding_slots_and_ignore_index() -> None:
     base = losses.multi_label_loss(logits, targets, mask, alpha=0.5, gamma=2.0)
     # Whatever sits in padding slots, and whatever a slot marked ignore_index holds, changes nothing.
     noisy_logits = logits.masked_fill(~mask, 50.0)
-    assert losses.multi_label_loss(noisy_logits, targets, mask, alpha=0.5, gamma=2.0) == pytest.approx(base.item())
+    assert losses.multi_label_loss(noisy_logits, targets, mask, alpha=0.5, gamma=2.0) == pytest.approx(
+        base.item()
+    )
     ignored = targets.clone()
     ignored[1, 4] = -100
     partial = losses.multi_label_loss(logits, ignored, mask, alpha=0.5, gamma=2.0)
@@ -102,13 +104,16 @@ def test_single_label_cross_entropy_over_real_labels_only(backbone_dir, tmp_path
         out = ours(**inputs, labels=gold, max_num_classes=slots)
     assert out.loss is not None and out.label_mask is not None
     rows = [
-        F.cross_entropy(out.logits[i, out.label_mask[i]].unsqueeze(0), gold[i : i + 1]) for i in range(len(gold))
+        F.cross_entropy(out.logits[i, out.label_mask[i]].unsqueeze(0), gold[i : i + 1])
+        for i in range(len(gold))
     ]
     assert out.loss.item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-5)
     # One-hot targets give the same value as class indices.
     one_hot = F.one_hot(gold, slots).float()
     with torch.no_grad():
-        assert ours(**inputs, labels=one_hot, max_num_classes=slots).loss.item() == pytest.approx(out.loss.item())
+        assert ours(**inputs, labels=one_hot, max_num_classes=slots).loss.item() == pytest.approx(
+            out.loss.item()
+        )
 
 
 def test_loss_gradients_reach_backbone_and_head(backbone_dir, tmp_path: Path) -> None:

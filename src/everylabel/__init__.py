@@ -22,7 +22,17 @@ _EXPORTS = {
     "SPECIAL_TOKENS": "everylabel.tokenization",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "SPECIAL_TOKENS",
+    "ConfigError",
+    "GLiClassConfig",
+    "GLiClassModel",
+    "GLiClassOutput",
+    "__version__",
+    "create_model",
+    "load_model",
+    "load_tokenizer",
+]
 
 if TYPE_CHECKING:
     from .config import ConfigError, GLiClassConfig

@@ -159,7 +159,8 @@ class GLiClassConfig(PretrainedConfig):
         self.use_segment_embeddings = use_segment_embeddings
         self.label_smoothing = label_smoothing  # everylabel extension: smoothing for the focal loss
         self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
-        super().__init__(problem_type=problem_type, pad_token_id=text_config.pad_token_id, **kwargs)
+        kwargs.update(problem_type=problem_type, pad_token_id=text_config.pad_token_id)
+        super().__init__(**kwargs)
         self.validate()
 
     @property

@@ -27,8 +27,14 @@ def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int, in
     missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_tokens(missing, special_tokens=True)
-    label_id, sep_id, example_id = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    label_id, sep_id, example_id = (_token_id(tokenizer, t) for t in SPECIAL_TOKENS)
     return label_id, sep_id, example_id
+
+
+def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    assert isinstance(token_id, int)
+    return token_id
 
 
 def load_tokenizer(
@@ -44,7 +50,7 @@ def load_tokenizer(
     if options.get("add_prefix_space"):
         _apply_prefix_space(tokenizer)
     if expected_ids is not None:
-        found = tuple(tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)))
+        found = tuple(_token_id(tokenizer, t) for t in SPECIAL_TOKENS)
         if found != tuple(expected_ids):
             pairs = ", ".join(f"{t}={f}" for t, f in zip(SPECIAL_TOKENS, found, strict=True))
             raise ValueError(
@@ -52,7 +58,6 @@ def load_tokenizer(
                 f"(class/text/example_token_index = {tuple(expected_ids)})"
             )
     return tokenizer
-
 
 
 def _apply_prefix_space(tokenizer: PreTrainedTokenizerBase) -> None:

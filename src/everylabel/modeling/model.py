@@ -86,8 +86,8 @@ class GLiClassModel(GLiClassPreTrainedModel):
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         dtype = kwargs.get("dtype")
         if isinstance(dtype, torch.dtype):  # the nested backbone keeps its own dtype otherwise
-            model = loaded[0] if isinstance(loaded, tuple) else loaded
-            model.to(dtype)
+            model: nn.Module = loaded[0] if isinstance(loaded, tuple) else loaded
+            model.to(dtype=dtype)
         return loaded
 
     @property
@@ -100,7 +100,9 @@ class GLiClassModel(GLiClassPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.model.encoder_model.set_input_embeddings(value)
 
-    def resize_token_embeddings(self, new_num_tokens: int | None = None, *args: Any, **kwargs: Any) -> nn.Embedding:
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, *args: Any, **kwargs: Any
+    ) -> nn.Embedding:
         embeddings = self.model.encoder_model.resize_token_embeddings(new_num_tokens, *args, **kwargs)
         size = embeddings.num_embeddings
         self.config.encoder_config.get_text_config().vocab_size = size

@@ -7,6 +7,8 @@ Parameter names match the official state dict (`model.scorer.*`).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +22,7 @@ _FIXED_MLP_HIDDEN = 256
 def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
     """Linear layers of the given widths with `activation` between them (indices 0, 2, 4, ...)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         if i:
             layers.append(activation())
         layers.append(nn.Linear(a, b))
@@ -28,14 +30,14 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
 
 
 class DotScorer(nn.Module):
-    """"simple": the dot product of the text vector with each label vector."""
+    """ "simple": the dot product of the text vector with each label vector."""
 
     def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bd,bkd->bk", text, labels)
 
 
 class WeightedDotScorer(nn.Module):
-    """"weighted-dot": MLP over [t_a, l_a, t_b * l_b], with (t_a, t_b), (l_a, l_b) halves of 2H projections."""
+    """The "weighted-dot" scorer: MLP over [t_a, l_a, t_b * l_b], halves of 2H-wide projections."""
 
     def __init__(self, hidden: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -54,7 +56,7 @@ class WeightedDotScorer(nn.Module):
 
 
 class MLPScorer(nn.Module):
-    """"mlp": MLP over the concatenation [text, label]."""
+    """ "mlp": MLP over the concatenation [text, label]."""
 
     def __init__(self, hidden: int, mlp_hidden: int = _FIXED_MLP_HIDDEN) -> None:
         super().__init__()
@@ -66,7 +68,7 @@ class MLPScorer(nn.Module):
 
 
 class HopfieldScorer(nn.Module):
-    """"hopfield": one Hopfield retrieval step of each label from the text, then an MLP per label."""
+    """ "hopfield": one Hopfield retrieval step of each label from the text, then an MLP per label."""
 
     def __init__(self, hidden: int, mlp_hidden: int = _FIXED_MLP_HIDDEN, beta: float = 4.0) -> None:
         super().__init__()
@@ -84,7 +86,7 @@ class HopfieldScorer(nn.Module):
 
 
 class CrossAttnScorer(nn.Module):
-    """"cross-attn": each label attends over the text tokens, then an MLP over [context, label]."""
+    """ "cross-attn": each label attends over the text tokens, then an MLP over [context, label]."""
 
     def __init__(self, hidden: int, num_heads: int, attn_dropout: float, mlp_hidden: int) -> None:
         super().__init__()
