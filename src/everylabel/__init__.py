@@ -19,15 +19,27 @@ _EXPORTS = {
     "load_model": "everylabel.loading",
     "create_model": "everylabel.loading",
     "load_tokenizer": "everylabel.tokenization",
+    "Classifier": "everylabel.inference.classifier",
+    "ClassificationResult": "everylabel.inference.results",
+    "Evidence": "everylabel.inference.results",
+    "Label": "everylabel.inference.labels",
+    "InputError": "everylabel.errors",
+    "TruncationWarning": "everylabel.inference.classifier",
     "SPECIAL_TOKENS": "everylabel.tokenization",
 }
 
 __all__ = [
     "SPECIAL_TOKENS",
+    "ClassificationResult",
+    "Classifier",
     "ConfigError",
+    "Evidence",
     "GLiClassConfig",
     "GLiClassModel",
     "GLiClassOutput",
+    "InputError",
+    "Label",
+    "TruncationWarning",
     "__version__",
     "create_model",
     "load_model",
@@ -36,6 +48,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .config import ConfigError, GLiClassConfig
+    from .errors import InputError
+    from .inference.classifier import Classifier, TruncationWarning
+    from .inference.labels import Label
+    from .inference.results import ClassificationResult, Evidence
     from .loading import create_model, load_model
     from .modeling.model import GLiClassModel, GLiClassOutput
     from .tokenization import SPECIAL_TOKENS, load_tokenizer

@@ -22,7 +22,9 @@ def load_model(
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
     model = GLiClassModel.from_pretrained(str(path), **kwargs)
     config: GLiClassConfig = model.config
-    tokenizer = load_tokenizer(str(path), config.encoder_config.model_type, config.special_token_ids())
+    tokenizer = load_tokenizer(
+        str(path), config.encoder_config.model_type, config.special_token_ids(), config.encoder_config
+    )
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer

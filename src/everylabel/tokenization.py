@@ -6,7 +6,7 @@ import json
 from typing import Any, Final
 
 from tokenizers import Tokenizer
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 LABEL_TOKEN: Final = "<<LABEL>>"
 SEP_TOKEN: Final = "<<SEP>>"
@@ -38,7 +38,10 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
 
 
 def load_tokenizer(
-    path: str, backbone_model_type: str, expected_ids: tuple[int, int, int] | None = None
+    path: str,
+    backbone_model_type: str,
+    expected_ids: tuple[int, int, int] | None = None,
+    backbone_config: PretrainedConfig | None = None,
 ) -> PreTrainedTokenizerBase:
     """Load the tokenizer stored with a checkpoint or a backbone (a folder or a hub id).
 
@@ -46,8 +49,10 @@ def load_tokenizer(
     so a tokenizer that does not belong to the checkpoint fails loudly instead of mis-scoring.
     """
     options = tokenizer_kwargs(backbone_model_type)
+    if backbone_config is not None:  # spares AutoTokenizer from reading a config.json it cannot parse
+        options["config"] = backbone_config
     tokenizer = AutoTokenizer.from_pretrained(path, **options)
-    if options.get("add_prefix_space"):
+    if backbone_model_type in _PREFIX_SPACE_TYPES:
         _apply_prefix_space(tokenizer)
     if expected_ids is not None:
         found = tuple(_token_id(tokenizer, t) for t in SPECIAL_TOKENS)

@@ -118,6 +118,7 @@ class GLiClassModel(GLiClassPreTrainedModel):
         output_hidden_states: bool = False,
         output_text_embeddings: bool = False,
         output_class_embeddings: bool = False,
+        mask_padding: bool = False,
         **_: Any,
     ) -> GLiClassOutput:
         """Score the labels of each row.
@@ -126,11 +127,17 @@ class GLiClassModel(GLiClassPreTrainedModel):
         [0, 1] with `ignore_index` for slots to skip; single-label class indices (batch,) or
         one-hot / soft targets (batch, num_slots). max_num_classes: label slots in the logits
         (default from `config.max_labels_alloc`; "dynamic" = the most labels in any row).
+        mask_padding: pool the text over real tokens only; the official model includes padding.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         out, loss, all_layers = self.model(
-            input_ids, attention_mask, labels, max_num_classes, keep_layers=output_hidden_states
+            input_ids,
+            attention_mask,
+            labels,
+            max_num_classes,
+            keep_layers=output_hidden_states,
+            mask_padding=mask_padding,
         )
         return GLiClassOutput(
             loss=loss,

@@ -101,9 +101,18 @@ class UniEncoder(nn.Module):
         return last
 
     def head(
-        self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_slots: int
+        self,
+        hidden: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        num_slots: int,
+        mask_padding: bool = False,
     ) -> HeadOutput:
-        """Label vectors, text vector and logits from one sequence of hidden states (batch, seq, dim)."""
+        """Label vectors, text vector and logits from one sequence of hidden states (batch, seq, dim).
+
+        The official poolers see no mask, so padding takes part in them; that is the default here
+        too, for equal logits. `mask_padding=True` pools real tokens only (batch-independent).
+        """
         cfg = self.config
         label_id, sep_id, _ = cfg.special_token_ids()
         if cfg.class_token_pooling == "average":
@@ -130,8 +139,8 @@ class UniEncoder(nn.Module):
             text_states = self.lstm(text_states, text_mask)  # (batch, longest row, dim)
             text_mask = text_mask[:, : text_states.shape[1]]
 
-        # The official poolers see no mask: padding takes part, and we keep that for equal logits.
-        text_vectors = self.dropout(self.text_projector(pool(cfg.pooling_strategy, text_states)))
+        pool_mask = text_mask if mask_padding else None
+        text_vectors = self.dropout(self.text_projector(pool(cfg.pooling_strategy, text_states, pool_mask)))
         label_vectors = self.classes_projector(label_vectors)
         if cfg.normalize_features:
             text_vectors = text_vectors / (text_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
@@ -170,6 +179,7 @@ class UniEncoder(nn.Module):
         labels: torch.Tensor | None = None,
         num_slots: int | None = None,
         keep_layers: bool = False,
+        mask_padding: bool = False,
     ) -> tuple[HeadOutput, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
         cfg = self.config
         slots = self.num_slots(input_ids, num_slots)
@@ -182,10 +192,10 @@ class UniEncoder(nn.Module):
             assert all_layers is not None and labels is not None
             total = torch.zeros((), device=last.device)
             for states in all_layers:
-                out = self.head(states, input_ids, attention_mask, slots)
+                out = self.head(states, input_ids, attention_mask, slots, mask_padding)
                 total = total + self.loss(out, labels)
             return out, total, all_layers
 
-        out = self.head(self.select_states(last, all_layers), input_ids, attention_mask, slots)
+        out = self.head(self.select_states(last, all_layers), input_ids, attention_mask, slots, mask_padding)
         loss = self.loss(out, labels) if labels is not None else None
         return out, loss, all_layers

@@ -1,0 +1,43 @@
+"""Length-sorted batches packed by a token budget, and their collation into padded tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Group item indices into batches of similar length.
+
+    A batch holds at most `max_batch_size` items and at most `max_batch_tokens` padded tokens
+    (items x longest item). Longest first, so a batch that does not fit in memory fails early.
+    [5, 100, 7, 98], size 2, tokens 1000 -> [[1, 3], [2, 0]].
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in order:
+        longest_if_added = max(longest, lengths[index])
+        full = len(current) >= max_batch_size or longest_if_added * (len(current) + 1) > max_batch_tokens
+        if current and full:
+            batches.append(current)
+            current, longest_if_added = [], lengths[index]
+        current.append(index)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches
+
+
+def collate(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and attention mask, both (batch, longest row)."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)

@@ -1,0 +1,62 @@
+"""What `Classifier.classify` returns for each text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .labels import nest_scores
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The text window that gave a label its score (long texts split with truncation="chunk")."""
+
+    window: int  # index of the window within its label group
+    token_start: int
+    token_end: int
+    char_start: int | None  # character span in the text, when the tokenizer reports offsets
+    char_end: int | None
+
+
+@dataclass
+class ClassificationResult:
+    """The decision for one text: predicted labels (best first) and the score of every candidate."""
+
+    index: int
+    labels: list[str]
+    scores: dict[str, float]
+    text_tokens: int = 0
+    truncated: bool = False
+    cut_tokens: int = 0  # text tokens the model did not see (truncation="warn")
+    windows: int = 1  # text windows scored (truncation="chunk")
+    label_groups: int = 1  # passes the labels were split over because they did not fit together
+    evidence: dict[str, Evidence] | None = None
+    empty: bool = False  # the text was empty: nothing was scored
+    hierarchy: Any = field(default=None, repr=False)
+
+    def nested(self) -> Any:
+        """Scores in the shape of the label hierarchy the caller gave (flat dict without one)."""
+        return nest_scores(self.scores, self.hierarchy) if self.hierarchy is not None else dict(self.scores)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (the CLI writes one per line)."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "labels": self.labels,
+            "scores": self.scores,
+            "text_tokens": self.text_tokens,
+            "truncated": self.truncated,
+            "cut_tokens": self.cut_tokens,
+        }
+        if self.windows > 1:
+            out["windows"] = self.windows
+        if self.label_groups > 1:
+            out["label_groups"] = self.label_groups
+        if self.evidence is not None:
+            out["evidence"] = {k: vars(v) for k, v in self.evidence.items()}
+        if self.empty:
+            out["empty"] = True
+        if self.hierarchy is not None:
+            out["nested"] = self.nested()
+        return out

@@ -1,0 +1,277 @@
+"""The one place that turns (text, labels, prompt, examples) into token ids.
+
+It knows the token budget of the model, reports what it cut, splits long texts into windows and
+too many labels into groups, and makes sure user strings can never produce the special tokens:
+every user string is tokenised on its own with special-token matching off, and the markers
+`<<LABEL>>`, `<<SEP>>`, `<<EXAMPLE>>` are inserted as ids. Layout (official uni-encoder format):
+
+    prompt_first=False: [CLS] text <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt examples [SEP]
+    prompt_first=True:  [CLS] <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt text examples [SEP]
+    examples:           <<EXAMPLE>>text \\nLabels:\\n l1, l2 ... <<SEP>>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from transformers import PreTrainedTokenizerBase
+
+from .config import GLiClassConfig
+from .errors import InputError
+
+Truncation = Literal["warn", "error", "chunk"]
+DescriptionMode = Literal["label", "text", "ignore"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A few-shot example shown to the model in the `<<EXAMPLE>>` block."""
+
+    text: str
+    labels: tuple[str, ...]
+
+
+@dataclass
+class Request:
+    """One text to classify, with everything that goes into its model input (all validated)."""
+
+    text: str
+    labels: list[str]  # names, in the caller's order
+    descriptions: list[str | None]
+    prompt: str = ""
+    examples: Sequence[Example] = ()
+
+
+@dataclass
+class Pass:
+    """One model input: a window of a request's text with one group of its labels."""
+
+    request: int
+    group: int
+    window: int
+    input_ids: list[int]
+    num_labels: int
+
+
+@dataclass
+class RequestPlan:
+    """How a request was laid out: label groups, text windows per group, and what was cut."""
+
+    text_tokens: int
+    groups: list[tuple[int, int]]  # [start, end) into the request's labels
+    windows: list[list[tuple[int, int]]]  # per group, [start, end) token ranges of the text
+    cut_tokens: int = 0
+    char_spans: list[tuple[int, int]] = field(default_factory=list)  # per text token, when known
+
+
+def _example_segment(example: Example) -> str:
+    return f"{example.text} \nLabels:\n {', '.join(example.labels)}"
+
+
+class InputBuilder:
+    """Builds model inputs for one tokenizer and config within `max_length` tokens."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: GLiClassConfig,
+        max_length: int,
+        *,
+        min_text_tokens: int = 64,
+        description_mode: DescriptionMode = "label",
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_first = bool(config.prompt_first)
+        self.label_id, self.sep_id, self.example_id = config.special_token_ids()
+        self.max_length = max_length
+        self.min_text_tokens = min_text_tokens
+        self.description_mode = description_mode
+        self.prefix, self.suffix = _wrapping_ids(tokenizer)
+        self.forbidden = {self.label_id, self.sep_id, self.example_id}
+        self._label_cache: dict[str, list[int]] = {}
+        # Long texts are expected here (this class cuts or splits them); mute the tokenizer's notice.
+        getattr(tokenizer, "deprecation_warnings", {})[
+            "sequence-length-is-longer-than-the-specified-maximum"
+        ] = True
+
+    # -- tokenisation of user strings -------------------------------------------------------------
+
+    def encode(self, strings: Sequence[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+        """Token ids of each string, special-token matching off: "<<LABEL>>" in a text is just text."""
+        if not strings:
+            return [], [] if offsets else None
+        enc = self.tokenizer(
+            list(strings),
+            add_special_tokens=False,
+            split_special_tokens=True,
+            return_offsets_mapping=offsets,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        ids = [[t for t in row if t not in self.forbidden] for row in enc["input_ids"]]
+        return ids, (enc["offset_mapping"] if offsets else None)
+
+    def label_ids(self, pieces: Sequence[str]) -> list[list[int]]:
+        """Token ids of label strings, cached across calls (label sets repeat)."""
+        missing = list(dict.fromkeys(p for p in pieces if p not in self._label_cache))
+        if missing:
+            for piece, ids in zip(missing, self.encode(missing)[0], strict=True):
+                self._label_cache[piece] = ids
+        return [self._label_cache[p] for p in pieces]
+
+    def _label_piece(self, name: str, description: str | None) -> str:
+        if description and self.description_mode == "label":
+            return f"{name}: {description}"
+        return name
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def build(
+        self, requests: Sequence[Request], truncation: Truncation, overlap: int | None = None
+    ) -> tuple[list[Pass], list[RequestPlan]]:
+        """All model inputs for `requests`, and how each request was laid out."""
+        want_offsets = truncation == "chunk"
+        texts_ids, texts_offsets = self.encode([r.text for r in requests], offsets=want_offsets)
+        prompt_ids = dict(zip(*self._unique_encode([r.prompt for r in requests]), strict=True))
+        segments = [_example_segment(e) for r in requests for e in r.examples]
+        segment_ids = dict(zip(*self._unique_encode(segments), strict=True))
+        described = [self._descriptions_text(r) for r in requests]
+        description_ids = dict(zip(*self._unique_encode(described), strict=True))
+        joint = self._joint_prompt_text(requests)
+
+        passes: list[Pass] = []
+        plans: list[RequestPlan] = []
+        for i, request in enumerate(requests):
+            labels = self.label_ids(
+                [self._label_piece(n, d) for n, d in zip(request.labels, request.descriptions, strict=True)]
+            )
+            examples: list[int] = []
+            if request.examples:
+                for example in request.examples:
+                    examples += [self.example_id, *segment_ids[_example_segment(example)]]
+                examples.append(self.sep_id)
+            before_text = description_ids[described[i]]
+            fixed = len(self.prefix) + len(self.suffix) + len(prompt_ids[request.prompt])
+            fixed += len(examples) + len(before_text)
+            text = texts_ids[i]
+            plan = self._plan(i, text, labels, fixed, truncation, overlap)
+            if texts_offsets is not None:
+                plan.char_spans = [tuple(span) for span in texts_offsets[i]]
+            plans.append(plan)
+            for g, (start, end) in enumerate(plan.groups):
+                block = [t for ids in labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
+                for w, (a, b) in enumerate(plan.windows[g]):
+                    whole = a == 0 and b == len(text)
+                    if joint is not None and whole and request.prompt and not before_text:
+                        body = joint[i]  # prompt and text tokenised together, as the official format does
+                    else:
+                        body = prompt_ids[request.prompt] + before_text + text[a:b]
+                    if self.prompt_first:
+                        ids = self.prefix + block + body + examples + self.suffix
+                    else:
+                        ids = self.prefix + before_text + text[a:b] + block
+                        ids += prompt_ids[request.prompt] + examples + self.suffix
+                    passes.append(Pass(i, g, w, ids, end - start))
+        return passes, plans
+
+    def _plan(
+        self,
+        index: int,
+        text: list[int],
+        labels: list[list[int]],
+        fixed: int,
+        truncation: Truncation,
+        overlap: int | None,
+    ) -> RequestPlan:
+        """Label groups and text windows of one request within the token budget."""
+        room = self.max_length - fixed  # for the label block (markers, names, <<SEP>>) and the text
+        reserve = min(len(text), self.min_text_tokens)
+        longest = max(len(ids) + 1 for ids in labels) + 1
+        if room - reserve < longest:
+            need = fixed + reserve + longest
+            raise InputError(
+                f"texts[{index}]",
+                f"the prompt, examples and longest label need {need} tokens with the text's first "
+                f"{reserve}; the model takes {self.max_length}",
+            )
+        groups = _group_labels([len(ids) + 1 for ids in labels], room - reserve)
+        windows: list[list[tuple[int, int]]] = []
+        cut = 0
+        for start, end in groups:
+            budget = room - sum(len(ids) + 1 for ids in labels[start:end]) - 1
+            if len(text) <= budget:
+                windows.append([(0, len(text))])
+            elif truncation == "error":
+                raise InputError(
+                    f"texts[{index}]",
+                    f"{len(text)} tokens, but only {budget} fit beside its labels (max_length "
+                    f"{self.max_length}); use truncation='warn' to cut or 'chunk' to split it",
+                )
+            elif truncation == "warn":
+                windows.append([(0, budget)])
+                cut = max(cut, len(text) - budget)
+            else:
+                windows.append(_windows(len(text), budget, overlap))
+        return RequestPlan(len(text), groups, windows, cut)
+
+    def _descriptions_text(self, request: Request) -> str:
+        if self.description_mode != "text":
+            return ""
+        parts = [f"{n}: {d}" for n, d in zip(request.labels, request.descriptions, strict=True) if d]
+        return " ".join(parts)
+
+    def _unique_encode(self, strings: Sequence[str]) -> tuple[list[str], list[list[int]]]:
+        unique = list(dict.fromkeys(strings))
+        return unique, self.encode(unique)[0]
+
+    def _joint_prompt_text(self, requests: Sequence[Request]) -> list[list[int]] | None:
+        if not self.prompt_first or not any(r.prompt for r in requests):
+            return None
+        return self.encode([r.prompt + r.text if r.prompt else "" for r in requests])[0]
+
+
+def _group_labels(sizes: Sequence[int], capacity: int) -> list[tuple[int, int]]:
+    """Split consecutive label block sizes (marker + name) into balanced groups that fit `capacity`.
+
+    Each group also holds one <<SEP>>. [3, 3, 3, 3], capacity 7 -> [(0, 2), (2, 4)]. Every single
+    label must fit on its own (the caller checks).
+    """
+    total = sum(sizes) + 1
+    if total <= capacity:
+        return [(0, len(sizes))]
+    target = -(-sum(sizes) // -(-total // capacity))  # an even share per group
+    groups: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (used + size + 1 > capacity or used + size > target):
+            groups.append((start, i))
+            start, used = i, 0
+        used += size
+    groups.append((start, len(sizes)))
+    return groups
+
+
+def _windows(length: int, size: int, overlap: int | None) -> list[tuple[int, int]]:
+    """Overlapping [start, end) windows of `size` tokens covering `length` tokens."""
+    overlap = size // 4 if overlap is None else min(overlap, size - 1)
+    stride = max(size - overlap, 1)
+    out = []
+    start = 0
+    while True:
+        end = min(start + size, length)
+        out.append((start, end))
+        if end >= length:
+            return out
+        start += stride
+
+
+def _wrapping_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a sequence ([CLS] / [SEP] and the like)."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise ValueError("cannot find how the tokenizer wraps a sequence with its special tokens")
