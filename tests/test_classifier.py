@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ def label_count(clf: Classifier, ids: list[int]) -> int:
 
 
 def long_text(words: int) -> str:
-    vocabulary = "match goal vote law bread oven rain team budget salt".split()
+    vocabulary = ["match", "goal", "vote", "law", "bread", "oven", "rain", "team", "budget", "salt"]
     return " ".join(vocabulary[i % len(vocabulary)] for i in range(words))
 
 
@@ -91,7 +92,7 @@ def test_chunk_scores_every_window_and_names_the_driver(clf: Classifier) -> None
     prepared = clf.prepare(text, LABELS, truncation="chunk", overlap=16)
     windows = prepared.plans[0].windows[0]
     assert windows[0][0] == 0 and windows[-1][1] == result.text_tokens
-    assert all(b[0] == a[1] - 16 for a, b in zip(windows, windows[1:], strict=False))  # overlap kept
+    assert all(b[0] == a[1] - 16 for a, b in pairwise(windows))  # overlap kept
     # Max aggregation equals the best window's own score, and the evidence names that window.
     per_window = np.stack([clf.run(*_single(clf, p.input_ids), 3)[0] for p in prepared.passes])
     probabilities = 1 / (1 + np.exp(-per_window))
@@ -203,7 +204,7 @@ def test_descriptions_enter_the_input_by_mode(backbone_dir) -> None:
             assert "games" not in decoded
         (result,) = clf.classify("a text", labels)
         assert list(result.scores) == ["sports", "cooking", "politics"]
-    assert lengths["label"] == lengths["text"] > lengths["ignore"]
+    assert lengths["text"] > lengths["label"] > lengths["ignore"]
 
 
 def test_empty_text_is_not_scored_and_nothing_else_is_lost(clf: Classifier) -> None:
