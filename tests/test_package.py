@@ -17,6 +17,12 @@ PUBLIC = {
     "create_model",
     "load_tokenizer",
     "SPECIAL_TOKENS",
+    "Classifier",
+    "ClassificationResult",
+    "Evidence",
+    "InputError",
+    "Label",
+    "TruncationWarning",
 }
 
 

@@ -48,9 +48,18 @@ def model_max_length(config: GLiClassConfig) -> int:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """ "auto": CUDA when available, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise inputs.InputError(
+            "device", f"{device!r} is not a device (auto, cpu, cuda, cuda:N, ...)"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise inputs.InputError("device", f"{device!r} asked for, but CUDA is not available here")
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:

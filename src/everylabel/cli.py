@@ -1,0 +1,230 @@
+"""The `everylabel` command line. Thin: it parses arguments, reads inputs and calls the library.
+
+Only the standard library is imported at start-up, so `everylabel --help` answers at once;
+torch and transformers load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class CliError(Exception):
+    """A problem with the command line or its input files; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="everylabel", description="GLiClass zero-shot text classification.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    classify = commands.add_parser(
+        "classify",
+        help="classify texts against candidate labels",
+        description="Classify texts (arguments, --input FILE, or standard input: one text a line).",
+    )
+    classify.add_argument("texts", nargs="*", help="texts to classify")
+    classify.add_argument("--input", type=Path, help=".txt (one text a line), .jsonl (field 'text') or .csv")
+    classify.add_argument(
+        "--text-column", default="text", help="column or field holding the text (default: text)"
+    )
+    classify.add_argument("--labels", help="comma-separated candidate labels")
+    classify.add_argument("--labels-file", type=Path, help="labels, one a line, or a .json list or hierarchy")
+    classify.add_argument("--model", help="checkpoint folder or hub id")
+    classify.add_argument("--single-label", action="store_true", help="pick exactly one label per text")
+    classify.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
+    classify.add_argument("--prompt", help="task prompt given to the model with every text")
+    classify.add_argument("--batch-size", type=int, default=32, help="most inputs per model call")
+    classify.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    classify.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
+    classify.add_argument("--max-length", type=int, help="token window (default: the model's)")
+    classify.add_argument("--truncation", choices=("warn", "error", "chunk"), default="warn")
+    classify.add_argument("--output", type=Path, help="write JSONL here, one line per input, in input order")
+    classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
+    classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "classify":
+            return classify_command(args)
+    except CliError as error:
+        print(f"everylabel: error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # InputError and ConfigError name the field and the item
+        print(f"everylabel: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"everylabel: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def classify_command(args: argparse.Namespace) -> int:
+    texts, row_labels = read_texts(args)
+    shared = read_labels(args)
+    labels = merge_labels(shared, row_labels)
+    if args.model is None:
+        raise CliError("--model: no default model ships yet; pass a GLiClass checkpoint folder or hub id")
+
+    import warnings
+
+    from transformers.utils import logging
+
+    from .inference.classifier import Classifier, TruncationWarning
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    classifier = Classifier.from_pretrained(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncationWarning)
+        results = classifier.classify(
+            texts,
+            labels,
+            multi_label=not args.single_label,
+            threshold=args.threshold,
+            prompt=args.prompt,
+            truncation=args.truncation,
+            progress=args.progress,
+        )
+    for warning in caught:
+        print(f"everylabel: warning: {warning.message}", file=sys.stderr)
+    records = [r.to_dict() for r in results]
+    if args.output is not None:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            write_jsonl(records, handle)
+    if args.format == "table":
+        write_table(texts, records, sys.stdout)
+    elif args.output is None:
+        write_jsonl(records, sys.stdout)
+    return 0
+
+
+def read_texts(args: argparse.Namespace) -> tuple[list[str], list[Any] | None]:
+    """Texts from arguments, --input or stdin; per-row labels from a .jsonl input when present."""
+    sources = bool(args.texts) + (args.input is not None)
+    if sources > 1:
+        raise CliError("give texts as arguments or with --input, not both")
+    if args.texts:
+        return list(args.texts), None
+    if args.input is not None:
+        return read_input_file(args.input, args.text_column)
+    if sys.stdin.isatty():
+        raise CliError("no texts: give them as arguments, with --input FILE, or on standard input")
+    lines = [line.rstrip("\n") for line in sys.stdin]
+    if not lines:
+        raise CliError("no texts on standard input")
+    return lines, None
+
+
+def read_input_file(path: Path, column: str) -> tuple[list[str], list[Any] | None]:
+    if not path.exists():
+        raise CliError(f"--input: {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(path, column)
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or column not in reader.fieldnames:
+                found = ", ".join(reader.fieldnames or [])
+                raise CliError(f"{path}: no column {column!r} (columns: {found}); use --text-column")
+            return [row[column] or "" for row in reader], None
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle], None
+
+
+def _read_jsonl(path: Path, column: str) -> tuple[list[str], list[Any] | None]:
+    texts: list[str] = []
+    labels: list[Any] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise CliError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get(column), str):
+                raise CliError(f"{path}:{number}: field {column!r} missing or not a string")
+            texts.append(row[column])
+            labels.append(row.get("labels"))
+    return texts, labels if any(item is not None for item in labels) else None
+
+
+def read_labels(args: argparse.Namespace) -> Any:
+    if args.labels is not None and args.labels_file is not None:
+        raise CliError("give --labels or --labels-file, not both")
+    if args.labels is not None:
+        names = [name.strip() for name in args.labels.split(",")]
+        if not any(names):
+            raise CliError("--labels: no label names given")
+        return names
+    if args.labels_file is not None:
+        if not args.labels_file.exists():
+            raise CliError(f"--labels-file: {args.labels_file} does not exist")
+        text = args.labels_file.read_text(encoding="utf-8")
+        if args.labels_file.suffix.lower() == ".json":
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as error:
+                raise CliError(f"{args.labels_file}: not valid JSON ({error.msg})") from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return None
+
+
+def merge_labels(shared: Any, per_row: list[Any] | None) -> Any:
+    """Shared labels, or one label list per row (rows without their own take the shared ones)."""
+    if per_row is None:
+        if shared is None:
+            raise CliError("no labels: use --labels a,b,c, --labels-file, or a 'labels' field per .jsonl row")
+        return shared
+    merged = []
+    for index, own in enumerate(per_row):
+        if own is None and shared is None:
+            raise CliError(f"input row {index}: no 'labels' field and no --labels given")
+        merged.append(own if own is not None else shared)
+    return merged
+
+
+def write_jsonl(records: list[dict[str, Any]], handle: TextIO) -> None:
+    for record in records:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_table(texts: list[str], records: list[dict[str, Any]], handle: TextIO) -> None:
+    """A readable table: each text with its predicted labels and the best scores."""
+    out = io.StringIO()
+    for text, record in zip(texts, records, strict=True):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        out.write(f"[{record['index']}] {shown}\n")
+        if record.get("empty"):
+            out.write("    (empty text: not scored)\n")
+            continue
+        ranked = sorted(record["scores"].items(), key=lambda item: -item[1])
+        predicted = set(record["labels"])
+        for label, score in ranked[:10]:
+            mark = "*" if label in predicted else " "
+            out.write(f"  {mark} {score:6.3f}  {label}\n")
+        if len(ranked) > 10:
+            out.write(f"    ... {len(ranked) - 10} more labels\n")
+        if record.get("truncated"):
+            out.write(f"    (text cut: {record['cut_tokens']} of {record['text_tokens']} tokens not seen)\n")
+    handle.write(out.getvalue())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

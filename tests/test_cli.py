@@ -1,0 +1,177 @@
+"""The `everylabel classify` command: inputs, outputs, and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from everylabel import create_model
+from everylabel.cli import main
+from tests import oracle
+
+
+@pytest.fixture(scope="module")
+def model_dir(backbone_dir, tmp_path_factory) -> str:
+    model, tokenizer = create_model(backbone_dir("bert"), dropout=0.0, scorer_type="mlp")
+    oracle.spread_weights(model, std=0.05)
+    folder = tmp_path_factory.mktemp("cli-model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_texts_as_arguments_write_jsonl(capsys, model_dir: str) -> None:
+    code, out, _ = run(
+        capsys, "classify", "a match", "a vote", "--labels", "sports, politics", "--model", model_dir
+    )
+    assert code == 0
+    rows = jsonl(out)
+    assert [r["index"] for r in rows] == [0, 1]
+    for row in rows:
+        assert set(row["scores"]) == {"sports", "politics"}
+        assert all(label in row["scores"] for label in row["labels"])
+
+
+def test_txt_input_and_output_file_in_input_order(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    lines = ["first text", "", "a much longer third text " * 5, "fourth"]
+    source.write_text("\n".join(lines) + "\n")
+    target = tmp_path / "out.jsonl"
+    code, out, _ = run(capsys, "classify", "--input", str(source), "--labels", "a,b,c", "--model", model_dir,
+                       "--output", str(target), "--single-label")  # fmt: skip
+    assert code == 0 and out == ""
+    rows = jsonl(target.read_text())
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert rows[1]["empty"] is True and rows[1]["labels"] == []
+    assert all(len(r["labels"]) == 1 for i, r in enumerate(rows) if i != 1)
+
+
+def test_jsonl_input_with_per_row_labels(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        json.dumps({"text": "row one", "labels": ["x", "y"]}) + "\n" + json.dumps({"text": "row two"}) + "\n"
+    )
+    code, out, _ = run(capsys, "classify", "--input", str(source), "--labels", "p,q,r", "--model", model_dir)
+    assert code == 0
+    rows = jsonl(out)
+    assert set(rows[0]["scores"]) == {"x", "y"} and set(rows[1]["scores"]) == {"p", "q", "r"}
+
+
+def test_csv_input_with_text_column(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('id,body\n1,"first, with a comma"\n2,second\n')
+    code, out, _ = run(capsys, "classify", "--input", str(source), "--text-column", "body", "--labels", "a,b",
+                       "--model", model_dir)  # fmt: skip
+    assert code == 0 and len(jsonl(out)) == 2
+
+
+def test_stdin_and_labels_file_hierarchy(capsys, model_dir: str, tmp_path: Path, monkeypatch) -> None:
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"topic": ["sports", "politics"], "tone": ["calm"]}))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one\ntwo\n"))
+    code, out, _ = run(capsys, "classify", "--labels-file", str(labels), "--model", model_dir)
+    assert code == 0
+    rows = jsonl(out)
+    assert len(rows) == 2
+    assert set(rows[0]["scores"]) == {"topic.sports", "topic.politics", "tone.calm"}
+    assert set(rows[0]["nested"]) == {"topic", "tone"}
+
+
+def test_table_format_for_people(capsys, model_dir: str) -> None:
+    code, out, _ = run(capsys, "classify", "The match ended", "--labels", "sports,politics", "--model", model_dir,
+                       "--format", "table", "--threshold", "0.0")  # fmt: skip
+    assert code == 0
+    assert out.splitlines()[0] == "[0] The match ended"
+    assert sum(line.strip().startswith("*") for line in out.splitlines()) == 2
+
+
+def test_truncation_is_reported_on_stderr(capsys, model_dir: str) -> None:
+    long_text = "word " * 2000
+    code, out, err = run(capsys, "classify", long_text, "--labels", "a,b", "--model", model_dir)
+    assert code == 0 and "1 of 1 texts were cut" in err
+    assert jsonl(out)[0]["truncated"] is True
+    code, _, err = run(
+        capsys, "classify", long_text, "--labels", "a,b", "--model", model_dir, "--truncation", "error"
+    )
+    assert code == 2 and err.startswith("everylabel: error: texts[0]:") and err.count("\n") == 1
+
+
+BAD: list[tuple[str, list[str], str]] = [
+    ("duplicate-label", ["x", "--labels", "a,a"], "labels[1]: duplicate label 'a'"),
+    ("no-labels", ["x"], "no labels"),
+    (
+        "missing-input",
+        ["--input", "/nonexistent/in.txt", "--labels", "a"],
+        "--input: /nonexistent/in.txt does not",
+    ),
+    ("both-sources", ["x", "--input", "f.txt", "--labels", "a"], "give texts as arguments or with --input"),
+    (
+        "both-label-options",
+        ["x", "--labels", "a", "--labels-file", "l.txt"],
+        "give --labels or --labels-file",
+    ),
+    (
+        "bad-threshold",
+        ["x", "--labels", "a", "--threshold", "2"],
+        "threshold: threshold must be a number in [0, 1]",
+    ),
+    ("bad-device", ["x", "--labels", "a", "--device", "tpu"], "device: 'tpu' is not a device"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_exits_non_zero_with_one_line(
+    capsys, model_dir: str, args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "classify", *args, "--model", model_dir)
+    assert code == 2 and out == ""
+    assert err.startswith("everylabel: error: " + message) and err.count("\n") == 1
+
+
+def test_bad_jsonl_line_names_file_and_line(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "ok"}\n{"body": "no text"}\n')
+    code, _, err = run(capsys, "classify", "--input", str(source), "--labels", "a", "--model", model_dir)
+    assert code == 2 and err == f"everylabel: error: {source}:2: field 'text' missing or not a string\n"
+    source.write_text('{"text": "ok"}\n{broken\n')
+    code, _, err = run(capsys, "classify", "--input", str(source), "--labels", "a", "--model", model_dir)
+    assert code == 2 and err.startswith(f"everylabel: error: {source}:2: not valid JSON")
+
+
+def test_missing_csv_column_is_named(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,body\n1,x\n")
+    code, _, err = run(capsys, "classify", "--input", str(source), "--labels", "a", "--model", model_dir)
+    assert code == 2 and "no column 'text' (columns: id, body)" in err
+
+
+def test_help_is_fast_and_imports_no_torch() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from everylabel.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "everylabel", "classify", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in ("--input", "--labels-file", "--single-label", "--truncation", "--output", "--format"):
+        assert option in help_text
