@@ -93,8 +93,8 @@ def test_stdin_and_labels_file_hierarchy(capsys, model_dir: str, tmp_path: Path,
 
 
 def test_table_format_for_people(capsys, model_dir: str) -> None:
-    code, out, _ = run(capsys, "classify", "The match ended", "--labels", "sports,politics", "--model", model_dir,
-                       "--format", "table", "--threshold", "0.0")  # fmt: skip
+    args = ["The match ended", "--labels", "sports,politics", "--format", "table", "--threshold", "0.0"]
+    code, out, _ = run(capsys, "classify", *args, "--model", model_dir)
     assert code == 0
     assert out.splitlines()[0] == "[0] The match ended"
     assert sum(line.strip().startswith("*") for line in out.splitlines()) == 2
