@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--output", type=Path, help="write JSONL here, one line per input, in input order")
     classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
     classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
+        train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
+        train.add_argument("config", type=Path, help="YAML config (see examples/)")
+        train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a config key (dotted keys reach into sections); repeatable")  # fmt: skip
+        train.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     return parser
 
 
@@ -55,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return classify_command(args)
+        if args.command in ("train", "train-rl"):
+            return train_command(args)
     except CliError as error:
         print(f"everylabel: error: {error}", file=sys.stderr)
         return 2
@@ -110,6 +118,39 @@ def classify_command(args: argparse.Namespace) -> int:
         write_table(texts, records, sys.stdout)
     elif args.output is None:
         write_jsonl(records, sys.stdout)
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from transformers.utils import logging
+
+    from .training.config import RLConfig, TrainConfig, load_config
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    rl = args.command == "train-rl"
+    config = load_config(args.config, args.overrides, RLConfig if rl else TrainConfig)
+    if rl:
+        from .training.ppo import PPOTrainer
+
+        trainer: Any = PPOTrainer(config)
+    else:
+        from .training.trainer import Trainer
+
+        trainer = Trainer(config)
+    for problem in trainer.skipped:
+        print(f"everylabel: warning: skipped {problem}", file=sys.stderr)
+    if trainer.skipped:
+        print(f"everylabel: warning: {len(trainer.skipped)} invalid records skipped", file=sys.stderr)
+    result = trainer.train(resume=not args.no_resume)
+    summary = {
+        "steps": result.steps,
+        "best_metric": result.best_metric,
+        "best_step": result.best_step,
+        "final_model": str(Path(result.output_dir) / "final"),
+        "last_eval": result.last_eval,
+    }
+    print(json.dumps(summary))
     return 0
 
 

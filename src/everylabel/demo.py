@@ -36,13 +36,15 @@ def main() -> None:
     print("      backbone with a RANDOMLY INITIALISED GLiClass head: the scores are NOT meaningful.")
     print()
     params = sum(p.numel() for p in model.parameters())
-    print(f"model:  GLiClass uni-encoder on all-MiniLM-L6-v2 ({params:,} params), labels: {', '.join(LABELS)}")
+    print(
+        f"model:  GLiClass uni-encoder on all-MiniLM-L6-v2 ({params:,} params), labels: {', '.join(LABELS)}"
+    )
     for text, result in zip(TEXTS, results, strict=True):
         print(f"\ntext:   {text}")
         for label, score in sorted(result.scores.items(), key=lambda pair: -pair[1]):
             mark = "*" if label in result.labels else " "
             print(f"  {mark} {label:<12} {score:.4f}")
-    print(f"\none encoder pass per text scored all {len(LABELS)} labels; built and ran offline in {elapsed:.1f} s")
+    print(f"\none encoder pass per text scored all {len(LABELS)} labels; ran offline in {elapsed:.1f} s")
 
 
 if __name__ == "__main__":

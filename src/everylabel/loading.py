@@ -18,7 +18,17 @@ PathLike = str | os.PathLike[str]
 def load_model(
     path: PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
-    """A published or saved GLiClass checkpoint (folder or hub id) and its tokenizer, in eval mode."""
+    """A published or saved GLiClass checkpoint (folder or hub id) and its tokenizer, in eval mode.
+
+    A LoRA adapter folder written by everylabel is rebuilt on its base backbone.
+    """
+    from .adapters import is_adapter_folder, load_adapter
+
+    if is_adapter_folder(path):
+        model, tokenizer = load_adapter(path)
+        if device is not None or dtype is not None:
+            torch.nn.Module.to(model, device=device, dtype=dtype)
+        return model, tokenizer
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
     model = GLiClassModel.from_pretrained(str(path), **kwargs)
     config: GLiClassConfig = model.config

@@ -1,0 +1,135 @@
+"""LoRA adapters on a GLiClass model: apply, save alone, load on a base backbone, merge.
+
+A saved adapter folder holds only what training changed: the peft adapter of the backbone, the
+head weights, the rows of the three special-token embeddings, the GLiClass config and the
+tokenizer. `load_model` recognises such a folder and rebuilds the model on its base backbone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, PreTrainedTokenizerBase
+
+from .config import GLiClassConfig
+from .modeling.model import GLiClassModel
+from .tokenization import load_tokenizer
+
+ADAPTER_MARKER = "everylabel_adapter.json"
+_ENCODER_PREFIX = "model.encoder_model."
+
+
+def apply_lora(
+    model: GLiClassModel,
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.0,
+    target_modules: list[str] | str = "all-linear",
+    train_special_tokens: bool = True,
+) -> GLiClassModel:
+    """Wrap the backbone with LoRA adapters (the head stays fully trainable); returns the model."""
+    from peft import LoraConfig, get_peft_model
+
+    tokens = list(model.config.special_token_ids()) if train_special_tokens else None
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        trainable_token_indices=tokens,
+    )
+    model.model.encoder_model = get_peft_model(model.model.encoder_model, config)
+    return model
+
+
+def is_lora(model: GLiClassModel) -> bool:
+    return hasattr(model.model.encoder_model, "peft_config")
+
+
+def merge_lora(model: GLiClassModel) -> GLiClassModel:
+    """Fold the adapters into the backbone weights: a plain model with the official key names."""
+    if is_lora(model):
+        model.model.encoder_model = model.model.encoder_model.merge_and_unload()
+    return model
+
+
+def _head_state(model: GLiClassModel) -> dict[str, torch.Tensor]:
+    state = {
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_ENCODER_PREFIX)
+    }
+    embeddings = _base_encoder(model).get_input_embeddings().weight
+    ids = torch.tensor(model.config.special_token_ids())
+    state["special_token_embeddings"] = embeddings.detach()[ids].clone()
+    return state
+
+
+def _base_encoder(model: GLiClassModel) -> Any:
+    encoder = model.model.encoder_model
+    return encoder.get_base_model() if is_lora(model) else encoder
+
+
+def save_adapter(
+    model: GLiClassModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: str | os.PathLike[str],
+    base: str | None = None,
+) -> Path:
+    """Write the adapter folder; `base` is the backbone it applies to (default: the config's)."""
+    if not is_lora(model):
+        raise ValueError("model: has no LoRA adapters; save it with save_pretrained")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.model.encoder_model.save_pretrained(folder / "adapter")
+    save_file(_head_state(model), str(folder / "head.safetensors"))
+    model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    base = base or model.config.encoder_model_name
+    (folder / ADAPTER_MARKER).write_text(json.dumps({"base": base, "format": 1}, indent=2))
+    return folder
+
+
+def is_adapter_folder(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / ADAPTER_MARKER).exists()
+
+
+def load_adapter(
+    folder: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
+    """Rebuild a model from an adapter folder on its base backbone (or `base`), adapters unmerged."""
+    from peft import PeftModel
+
+    folder = Path(folder)
+    meta = json.loads((folder / ADAPTER_MARKER).read_text())
+    base = str(base or meta["base"])
+    config = GLiClassConfig.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(base)
+    if encoder.get_input_embeddings().num_embeddings != config.vocab_size:
+        encoder.resize_token_embeddings(config.vocab_size, mean_resizing=False)
+    head = load_file(str(folder / "head.safetensors"))
+    with torch.no_grad():
+        ids = torch.tensor(config.special_token_ids())
+        encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
+    model = GLiClassModel(config, backbone=encoder)
+    model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
+    missing, unexpected = model.load_state_dict(head, strict=False)
+    if unexpected or any(not key.startswith(_ENCODER_PREFIX) for key in missing):
+        raise ValueError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
+    tokenizer = load_tokenizer(str(folder), config.encoder_config.model_type, config.special_token_ids())
+    return model.eval(), tokenizer
+
+
+def export_model(
+    model: GLiClassModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]
+) -> Path:
+    """Save a usable model: an adapter folder for LoRA models, a full checkpoint otherwise."""
+    folder = Path(folder)
+    if is_lora(model):
+        return save_adapter(model, tokenizer, folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,1 @@
+"""Metrics, dataset loaders and benchmarks."""

@@ -1,0 +1,72 @@
+"""Classification metrics over label names, for single- and multi-label decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def f1_scores(
+    gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]], labels: Iterable[str] | None = None
+) -> dict[str, float]:
+    """Micro, macro and weighted F1 (and precision/recall) over label names.
+
+    Each item is the set of labels of one example (one label for single-label tasks). Macro-F1
+    averages per-label F1 over `labels` (default: every label seen in gold or predictions);
+    weighted-F1 weights it by the label's gold count. Accuracy is exact-match of the label sets.
+    """
+    gold_sets = [set(g) for g in gold]
+    pred_sets = [set(p) for p in predicted]
+    if len(gold_sets) != len(pred_sets):
+        raise ValueError(f"gold has {len(gold_sets)} examples, predictions {len(pred_sets)}")
+    names = sorted(set(labels) if labels is not None else set().union(*gold_sets, *pred_sets))
+    tp = dict.fromkeys(names, 0)
+    fp = dict.fromkeys(names, 0)
+    fn = dict.fromkeys(names, 0)
+    for g, p in zip(gold_sets, pred_sets, strict=True):
+        for label in p & g:
+            if label in tp:
+                tp[label] += 1
+        for label in p - g:
+            if label in fp:
+                fp[label] += 1
+        for label in g - p:
+            if label in fn:
+                fn[label] += 1
+    per_label = {name: _f1(tp[name], fp[name], fn[name]) for name in names}
+    support = {name: tp[name] + fn[name] for name in names}
+    total_support = sum(support.values())
+    micro_tp, micro_fp, micro_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    return {
+        "accuracy": sum(g == p for g, p in zip(gold_sets, pred_sets, strict=True)) / max(len(gold_sets), 1),
+        "micro_f1": _f1(micro_tp, micro_fp, micro_fn),
+        "macro_f1": sum(per_label.values()) / max(len(names), 1),
+        "weighted_f1": sum(per_label[n] * support[n] for n in names) / total_support
+        if total_support
+        else 0.0,
+        "micro_precision": micro_tp / (micro_tp + micro_fp) if micro_tp + micro_fp else 0.0,
+        "micro_recall": micro_tp / (micro_tp + micro_fn) if micro_tp + micro_fn else 0.0,
+    }
+
+
+def per_label_report(
+    gold: Sequence[Iterable[str]], predicted: Sequence[Iterable[str]], labels: Iterable[str]
+) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each label."""
+    out = {}
+    gold_sets = [set(g) for g in gold]
+    pred_sets = [set(p) for p in predicted]
+    for name in labels:
+        tp = sum(name in g and name in p for g, p in zip(gold_sets, pred_sets, strict=True))
+        fp = sum(name not in g and name in p for g, p in zip(gold_sets, pred_sets, strict=True))
+        fn = sum(name in g and name not in p for g, p in zip(gold_sets, pred_sets, strict=True))
+        out[name] = {
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0,
+            "f1": _f1(tp, fp, fn),
+            "support": float(tp + fn),
+        }
+    return out
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0

@@ -1,0 +1,1 @@
+"""Training: data, datasets, the supervised trainer, LoRA, few-shot fitting and the PPO stage."""

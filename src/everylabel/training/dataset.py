@@ -1,0 +1,172 @@
+"""Training examples from records: label shuffling, sampled negatives and the official augmentations.
+
+Every random choice for record i in epoch e comes from its own generator seeded by (seed, e, i),
+so an example is the same whenever it is built: a resumed run sees exactly the data it would have.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..prompt import Example, InputBuilder, Request
+from .data import Record
+
+
+@dataclass
+class Augment:
+    """How each example is varied; probabilities are per example."""
+
+    shuffle_labels: bool = True
+    max_labels: int = 50  # labels shown with one text, true labels first to be kept
+    negatives: int = 0  # labels from the pool of all labels added as negatives
+    drop_labels: float = 0.0  # keep a random subset of the candidates
+    add_random_labels: float = 0.0  # add a random number of pool labels as negatives
+    descriptions: float = 0.0  # write "label: description" next to the text
+    examples: float = 0.0  # show records that share a label as in-context examples
+    max_examples: int = 2
+
+
+@dataclass
+class TrainingExample:
+    request: Request
+    targets: list[float]  # one per label of the request, in [0, 1]
+
+
+class TrainingSet:
+    """Records turned into training examples, deterministic per (seed, epoch, index)."""
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        augment: Augment | None = None,
+        descriptions: dict[str, list[str]] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.records = list(records)
+        self.augment = augment or Augment()
+        self.descriptions = descriptions or {}
+        self.seed = seed
+        self.pool = sorted({label for record in self.records for label in record.all_labels})
+        self.by_label: dict[str, list[int]] = defaultdict(list)
+        if self.augment.examples > 0:
+            for index, record in enumerate(self.records):
+                for label in record.true_labels:
+                    self.by_label[label].append(index)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def length(self, index: int) -> int:
+        """A cheap size estimate used to group similar lengths into a batch."""
+        record = self.records[index]
+        return len(record.text) + 8 * len(record.all_labels)
+
+    def example(self, index: int, epoch: int = 0, augment: bool = True) -> TrainingExample:
+        record = self.records[index]
+        rng = random.Random(f"{self.seed}:{epoch}:{index}")
+        aug = self.augment if augment else Augment(shuffle_labels=False, max_labels=len(record.all_labels))
+        labels = list(record.all_labels)
+        targets = dict(record.true_labels)
+        text = record.text
+
+        if aug.drop_labels and len(labels) > 1 and rng.random() < aug.drop_labels:
+            labels = rng.sample(labels, k=rng.randint(1, len(labels)))
+        extra = 0
+        if aug.add_random_labels and rng.random() < aug.add_random_labels:
+            extra += rng.randint(1, len(labels) + 1)
+        extra += aug.negatives
+        if extra and self.pool:
+            present = set(labels)
+            candidates = rng.sample(self.pool, k=min(len(self.pool), extra + len(present)))
+            labels += [label for label in candidates if label not in present][:extra]
+        # Keep true labels when there are too many candidates.
+        if len(labels) > aug.max_labels:
+            positives = [label for label in labels if targets.get(label, 0) > 0]
+            negatives = [label for label in labels if targets.get(label, 0) <= 0]
+            labels = (positives + negatives)[: aug.max_labels]
+        if aug.shuffle_labels:
+            rng.shuffle(labels)
+
+        if aug.descriptions and self.descriptions and rng.random() < aug.descriptions:
+            described = [label for label in labels if label in self.descriptions]
+            chosen = rng.sample(described, k=min(len(described), rng.randint(1, 3)))
+            notes = " ".join(f"{label}: {rng.choice(self.descriptions[label])}" for label in chosen)
+            if notes:
+                text = f"{notes} {text}" if rng.random() < 0.5 else f"{text} {notes}"
+
+        examples = [
+            Example(e["text"], tuple(e.get("labels", e.get("true_labels", [])))) for e in record.examples
+        ]
+        if aug.examples and rng.random() < aug.examples:
+            examples += self._sample_examples(index, labels, rng, aug.max_examples)
+
+        request = Request(text, labels, [None] * len(labels), record.prompt, examples)
+        return TrainingExample(request, [targets.get(label, 0.0) for label in labels])
+
+    def _sample_examples(
+        self, index: int, labels: list[str], rng: random.Random, limit: int
+    ) -> list[Example]:
+        shared = sorted(
+            {other for label in labels for other in self.by_label.get(label, []) if other != index}
+        )
+        picked = rng.sample(shared, k=min(limit, len(shared)))
+        return [Example(self.records[i].text, tuple(self.records[i].true_labels)) for i in picked]
+
+
+def epoch_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True
+) -> list[list[int]]:
+    """The batches of one epoch: shuffled, and within blocks of 50 batches sorted by length.
+
+    Deterministic in (seed, epoch), so a resumed run can skip to the batch it stopped at.
+    """
+    rng = random.Random(f"{seed}:order:{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        block = batch_size * 50
+        order = [
+            i
+            for start in range(0, len(order), block)
+            for i in sorted(order[start : start + block], key=lambda j: -lengths[j])
+        ]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class Collator:
+    """Training examples -> padded tensors; one model input per example (the first label group)."""
+
+    def __init__(self, builder: InputBuilder, multi_label: bool, pad_id: int) -> None:
+        self.builder = builder
+        self.multi_label = multi_label
+        self.pad_id = pad_id
+
+    def __call__(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
+        passes, plans = self.builder.build([e.request for e in examples], "warn")
+        rows: list[list[int]] = []
+        targets: list[list[float]] = []
+        for item in passes:
+            if item.group or item.window:
+                continue  # labels that did not fit beside the text are left out of this example
+            start, end = plans[item.request].groups[0]
+            rows.append(item.input_ids)
+            targets.append(examples[item.request].targets[start:end])
+        width = max(len(r) for r in rows)
+        slots = max(len(t) for t in targets)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.zeros((len(rows), slots), dtype=torch.float)
+        for i, (row, target) in enumerate(zip(rows, targets, strict=True)):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+            labels[i, : len(target)] = torch.tensor(target)
+        batch = {"input_ids": ids, "attention_mask": mask, "max_num_classes": torch.tensor(slots)}
+        batch["labels"] = labels if self.multi_label else labels.argmax(dim=-1)
+        return batch

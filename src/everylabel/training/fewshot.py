@@ -1,0 +1,74 @@
+"""Few-shot fitting: adapt a classifier's model from a handful of labelled examples per label."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import InputError
+from ..inference.classifier import Classifier
+from .config import TrainConfig
+from .data import Record
+from .trainer import Trainer, TrainResult
+
+
+def few_shot_fit(
+    classifier: Classifier,
+    examples: Sequence[Mapping[str, Any]],
+    labels: Sequence[str] | None = None,
+    *,
+    multi_label: bool | None = None,
+    epochs: float = 8.0,
+    batch_size: int = 8,
+    encoder_lr: float = 2e-5,
+    head_lr: float = 1e-4,
+    seed: int = 0,
+    **options: Any,
+) -> TrainResult:
+    """Fine-tune `classifier.model` in place on `examples` ({"text", "labels"}), all labels shown.
+
+    `labels` is the label set (default: every label in the examples); `multi_label` defaults to
+    False when each example has exactly one label. Other `options` are `TrainConfig` fields.
+    """
+    records = []
+    names = (
+        list(labels) if labels is not None else sorted({lab for e in examples for lab in e.get("labels", [])})
+    )
+    for i, example in enumerate(examples):
+        text, gold = example.get("text"), example.get("labels")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"examples[{i}].text", "expected a non-empty string")
+        if isinstance(gold, str) or not isinstance(gold, Sequence) or not gold:
+            raise InputError(f"examples[{i}].labels", "expected a non-empty list of label names")
+        for label in gold:
+            if label not in names:
+                raise InputError(f"examples[{i}].labels", f"{label!r} is not one of the labels")
+        records.append(Record(text, list(names), dict.fromkeys(gold, 1.0)))
+    if not records:
+        raise InputError("examples", "no examples given")
+    if multi_label is None:
+        multi_label = any(len(e["labels"]) != 1 for e in examples)
+    with tempfile.TemporaryDirectory(prefix="everylabel-fit-") as folder:
+        config = TrainConfig(
+            model="(in memory)",
+            train_data="(in memory)",
+            output_dir=folder,
+            problem_type="multi_label" if multi_label else "single_label",
+            epochs=epochs,
+            batch_size=batch_size,
+            encoder_lr=encoder_lr,
+            head_lr=head_lr,
+            seed=seed,
+            device=str(classifier.device),
+            max_length=classifier.max_length,
+            max_labels=max(len(names), 1),
+            progress=options.pop("progress", False),
+            **options,
+        )
+        trainer = Trainer(
+            config, model=classifier.model, tokenizer=classifier.tokenizer, train_records=records
+        )
+        result = trainer.train(resume=False)
+    classifier.model.eval()
+    return result

@@ -1,0 +1,446 @@
+"""The supervised trainer: a plain PyTorch loop with exact resume.
+
+Parameter groups for the encoder and the head (own lr and weight decay; none on biases and
+norms), warmup + linear schedule, gradient accumulation and clipping, bf16/fp16 autocast,
+evaluation every N steps with best-model tracking, checkpoints every N steps keeping K, a JSONL
+metrics log, and resume after a kill: model, optimizer, scheduler, RNG and the data position
+are restored, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..config import GLiClassConfig
+from ..evaluation.metrics import f1_scores
+from ..inference.classifier import model_max_length, resolve_device
+from ..loading import create_model, load_model
+from ..modeling.model import GLiClassModel
+from ..prompt import InputBuilder
+from .config import TrainConfig, TrainConfigError
+from .data import Record, load_descriptions, load_records
+from .dataset import Augment, Collator, TrainingSet, epoch_batches
+from .lora import apply_lora, export_model
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_metric: float | None
+    best_step: int | None
+    output_dir: str
+    last_eval: dict[str, float] | None
+
+
+def load_or_create(source: str, options: dict[str, Any]) -> tuple[GLiClassModel, Any]:
+    """A GLiClass checkpoint as it is, or a new model on a backbone (with `options` as config keys)."""
+    config_file = Path(source) / "config.json"
+    if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass":
+        if options:
+            raise TrainConfigError("model_options: only for a new model; the checkpoint has its own config")
+        model, tokenizer = load_model(source)
+        return model, tokenizer
+    return create_model(source, **options)
+
+
+class Trainer:
+    """Trains a GLiClass model on records in the official format."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: GLiClassModel | None = None,
+        tokenizer: Any = None,
+        train_records: Sequence[Record] | None = None,
+        eval_records: Sequence[Record] | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise TrainConfigError("precision: fp16 needs CUDA; use bf16 or fp32 on the CPU")
+        torch.manual_seed(config.seed)
+        if model is None:
+            model, tokenizer = load_or_create(config.model, config.model_options)
+        self.multi_label = config.problem_type == "multi_label"
+        model.config.problem_type = (
+            "multi_label_classification" if self.multi_label else "single_label_classification"
+        )
+        if config.lora is not None:
+            model = apply_lora(model, config.lora)
+        if config.freeze_encoder:
+            for param in model.model.encoder_model.parameters():
+                param.requires_grad_(False)
+        torch.nn.Module.to(model, self.device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.output_dir = Path(config.output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+        self.skipped: list[str] = []
+        if train_records is None:
+            train_records, self.skipped = load_records(config.train_data, config.skip_invalid)
+        if eval_records is None and config.eval_data:
+            eval_records, skipped = load_records(config.eval_data, config.skip_invalid)
+            self.skipped += skipped
+        descriptions = load_descriptions(config.descriptions) if config.descriptions else None
+        augment = Augment(
+            shuffle_labels=config.shuffle_labels,
+            max_labels=config.max_labels,
+            negatives=config.negatives,
+            drop_labels=config.aug_drop_labels,
+            add_random_labels=config.aug_add_labels,
+            descriptions=config.aug_descriptions,
+            examples=config.aug_examples,
+        )
+        self.train_set = TrainingSet(train_records, augment, descriptions, config.seed)
+        self.eval_set = TrainingSet(eval_records, seed=config.seed) if eval_records else None
+        self.lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
+        gliclass_config = cast(GLiClassConfig, model.config)
+        max_length = config.max_length or model_max_length(gliclass_config)
+        builder = InputBuilder(tokenizer, gliclass_config, max_length)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.collator = Collator(builder, self.multi_label, pad)
+
+        self.optimizer = self._build_optimizer()
+        self.batches_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
+        self.total_steps = self._total_steps()
+        warmup = int(config.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._schedule(warmup))
+        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_metric: float | None = None
+        self.best_step: int | None = None
+        self.last_eval: dict[str, float] | None = None
+        self.steps_itself = False  # a subclass whose training_batch makes its own optimizer steps
+        self._window: list[dict[str, float]] = []
+        self._window_start = time.perf_counter()
+        self._window_examples = 0
+
+    # -- setup -----------------------------------------------------------------------------------
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            part = "encoder" if name.startswith("model.encoder_model.") else "head"
+            groups.setdefault((part, param.ndim >= 2), []).append(param)
+        settings = {
+            "encoder": (cfg.encoder_lr, cfg.encoder_weight_decay),
+            "head": (cfg.head_lr, cfg.head_weight_decay),
+        }
+        param_groups = [
+            {
+                "params": params,
+                "lr": settings[part][0],
+                "weight_decay": settings[part][1] if decay else 0.0,
+                "name": part,
+            }
+            for (part, decay), params in sorted(groups.items())
+        ]
+        return torch.optim.AdamW(param_groups)
+
+    def _total_steps(self) -> int:
+        cfg = self.config
+        if cfg.max_steps is not None:
+            return cfg.max_steps
+        return max(1, math.ceil(cfg.epochs * self.batches_per_epoch / cfg.grad_accum))
+
+    def _schedule(self, warmup: int) -> Any:
+        total = self.total_steps
+        constant = self.config.scheduler == "constant"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            if constant:
+                return 1.0
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        return factor
+
+    def autocast(self) -> Any:
+        precision = self.config.precision
+        if precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def collate(self, indices: Sequence[int], epoch: int) -> dict[str, Any]:
+        batch = self.collator([self.train_set.example(i, epoch) for i in indices])
+        return {k: (v.to(self.device) if k != "max_num_classes" else int(v)) for k, v in batch.items()}
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        with self.autocast():
+            return self.model(**batch)
+
+    def training_batch(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Loss and backward for one micro-batch (scaled for accumulation)."""
+        out = self.forward(batch)
+        loss = out.loss / self.config.grad_accum
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        return {"loss": float(out.loss.detach())}
+
+    def optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.config.max_grad_norm:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def train(self, resume: str | bool = "auto") -> TrainResult:
+        """Train to the end; `resume="auto"` continues from the newest checkpoint in output_dir."""
+        checkpoint = self._find_checkpoint(resume)
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+        self._trim_log()
+        cfg = self.config
+        self.model.train()
+        bar = self._progress()
+        while self.step < self.total_steps:
+            batches = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, self.epoch, cfg.group_by_length)
+            while self.batch_in_epoch < len(batches) and self.step < self.total_steps:
+                indices = batches[self.batch_in_epoch]
+                batch = self.collate(indices, self.epoch)
+                self.batch_in_epoch += 1
+                before = self.step
+                stats = self.training_batch(batch)
+                self._window.append(stats)
+                self._window_examples += len(indices)
+                boundary = self.batch_in_epoch % cfg.grad_accum == 0 or self.batch_in_epoch == len(batches)
+                if not self.steps_itself and boundary:
+                    self.optimizer_step()
+                if self.step > before:
+                    self._after_steps(before)
+                    if bar is not None:
+                        bar.update(self.step - before)
+            if self.batch_in_epoch >= len(batches):
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        if bar is not None:
+            bar.close()
+        if self.eval_set is not None and (self.last_eval is None or self.last_eval.get("step") != self.step):
+            self._evaluate_and_track()
+        export_model(self.model, self.tokenizer, self.output_dir / "final")
+        return TrainResult(self.step, self.best_metric, self.best_step, str(self.output_dir), self.last_eval)
+
+    def _after_steps(self, before: int) -> None:
+        cfg = self.config
+
+        def crossed(every: int | None) -> bool:
+            return bool(every) and self.step // every > before // every  # type: ignore[operator]
+
+        if crossed(cfg.log_every) or self.step == self.total_steps:
+            self._log_window()
+        if crossed(cfg.eval_every) and self.eval_set is not None:
+            self._evaluate_and_track()
+        if crossed(cfg.save_every):
+            self.save_checkpoint()
+
+    def _log_window(self) -> None:
+        if not self._window:
+            return
+        elapsed = time.perf_counter() - self._window_start
+        record: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
+        for key in self._window[0]:
+            record[key] = sum(s[key] for s in self._window) / len(self._window)
+        for group in self.optimizer.param_groups:
+            record[f"lr_{group['name']}"] = group["lr"]
+        record["examples_per_s"] = self._window_examples / elapsed if elapsed > 0 else 0.0
+        self.log(record)
+        self._window, self._window_examples, self._window_start = [], 0, time.perf_counter()
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss, accuracy and micro/macro/weighted F1 on the eval records (no augmentation)."""
+        assert self.eval_set is not None
+        rng = torch.get_rng_state()
+        self.model.eval()
+        gold: list[set[str]] = []
+        predicted: list[set[str]] = []
+        losses: list[float] = []
+        order = sorted(range(len(self.eval_set)), key=lambda i: -self.eval_set.length(i))  # type: ignore[union-attr]
+        for start in range(0, len(order), self.config.batch_size):
+            examples = [
+                self.eval_set.example(i, augment=False) for i in order[start : start + self.config.batch_size]
+            ]
+            batch = {
+                k: (v.to(self.device) if k != "max_num_classes" else int(v))
+                for k, v in self.collator(examples).items()
+            }
+            out = self.forward(batch)
+            losses.append(float(out.loss))
+            logits = out.logits.float()
+            for row, example, mask in zip(logits, examples, out.label_mask, strict=True):
+                names = example.request.labels[: int(mask.sum())]
+                scores = row[: len(names)]
+                if self.multi_label:
+                    predicted.append(
+                        {n for n, s in zip(names, torch.sigmoid(scores).tolist(), strict=True) if s >= 0.5}
+                    )
+                    gold.append({n for n, t in zip(names, example.targets, strict=True) if t >= 0.5})
+                else:
+                    predicted.append({names[int(scores.argmax())]})
+                    gold.append({names[max(range(len(names)), key=lambda j: example.targets[j])]})
+        self.model.train()
+        torch.set_rng_state(rng)
+        labels = {label for record in self.eval_set.records for label in record.all_labels}
+        metrics = f1_scores(gold, predicted, labels)
+        metrics["loss"] = sum(losses) / len(losses)
+        return metrics
+
+    def _evaluate_and_track(self) -> None:
+        metrics = self.evaluate()
+        metrics["step"] = self.step
+        self.last_eval = metrics
+        self.log({"step": self.step, **{f"eval_{k}": v for k, v in metrics.items() if k != "step"}})
+        value = metrics.get(self.config.metric_for_best)
+        if value is None:
+            raise TrainConfigError(f"metric_for_best: {self.config.metric_for_best!r} is not an eval metric")
+        if self.best_metric is None or value > self.best_metric:
+            self.best_metric, self.best_step = value, self.step
+            export_model(self.model, self.tokenizer, self.output_dir / "best")
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Everything needed to continue exactly: weights, optimizer, scheduler, RNG, data position."""
+        folder = self.output_dir / f"checkpoint-{self.step}"
+        partial = self.output_dir / f".partial-checkpoint-{self.step}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(_unshare(state), str(partial / "model_state.safetensors"))
+        torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
+        torch.save(self.scheduler.state_dict(), partial / "scheduler.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+        torch.save(rng, partial / "rng.pt")
+        if self.scaler is not None:
+            torch.save(self.scaler.state_dict(), partial / "scaler.pt")
+        self.save_extra_state(partial)
+        trainer_state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "config": asdict(self.config),
+        }
+        (partial / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)  # a killed save never leaves a half-written checkpoint behind
+        self._prune_checkpoints()
+        return folder
+
+    def save_extra_state(self, folder: Path) -> None:
+        """Hook for subclasses with more state (the PPO value model)."""
+
+    def load_extra_state(self, folder: Path) -> None:
+        """Hook for subclasses with more state (the PPO value model)."""
+
+    def load_checkpoint(self, folder: Path) -> None:
+        state = load_file(str(folder / "model_state.safetensors"), device=str(self.device))
+        self.model.load_state_dict(state, strict=True)
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+        self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+        rng = torch.load(folder / "rng.pt", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(rng["cuda"]))
+        if self.scaler is not None and (folder / "scaler.pt").exists():
+            self.scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))
+        self.load_extra_state(folder)
+        trainer_state = json.loads((folder / "trainer_state.json").read_text())
+        self.step = trainer_state["step"]
+        self.epoch = trainer_state["epoch"]
+        self.batch_in_epoch = trainer_state["batch_in_epoch"]
+        self.best_metric = trainer_state["best_metric"]
+        self.best_step = trainer_state["best_step"]
+
+    def checkpoints(self) -> list[Path]:
+        found = [p for p in self.output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+    def _find_checkpoint(self, resume: str | bool) -> Path | None:
+        if resume is False or resume is None:
+            return None
+        if resume is True or resume == "auto":
+            existing = self.checkpoints()
+            return existing[-1] if existing else None
+        path = Path(resume)
+        if not (path / "trainer_state.json").exists():
+            raise TrainConfigError(f"resume: {path} is not a checkpoint folder")
+        return path
+
+    def _prune_checkpoints(self) -> None:
+        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _trim_log(self) -> None:
+        """Drop log lines written after the checkpoint a run resumes from."""
+        path = self.output_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [
+            line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step
+        ]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def _progress(self) -> Any:
+        show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.total_steps, initial=self.step, unit="step", desc="train")
+
+
+def _unshare(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory; give each entry its own storage."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        pointer = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if pointer in seen else value
+        seen.add(pointer)
+    return out
