@@ -50,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
         train.add_argument("config", type=Path, help="YAML config (see examples/)")
-        train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override a config key (dotted keys reach into sections); repeatable")  # fmt: skip
+        train.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key (dotted keys reach into sections); repeatable",
+        )
         train.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     return parser
 
