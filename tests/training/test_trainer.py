@@ -143,17 +143,17 @@ def test_gradient_accumulation_matches_the_bigger_batch(
 
 def test_bad_config_names_the_key(tmp_path: Path) -> None:
     base = {"model": "m", "train_data": "d", "output_dir": str(tmp_path)}
-    with pytest.raises(TrainConfigError, match="^batchsize: unknown option"):
+    with pytest.raises(TrainConfigError, match=r"^batchsize: unknown option"):
         config_from_dict({**base, "batchsize": 8})
-    with pytest.raises(TrainConfigError, match="^batch_size: expected int"):
+    with pytest.raises(TrainConfigError, match=r"^batch_size: expected int"):
         config_from_dict({**base, "batch_size": "eight"})
-    with pytest.raises(TrainConfigError, match="^precision: 'fp8' is not one of"):
+    with pytest.raises(TrainConfigError, match=r"^precision: 'fp8' is not one of"):
         config_from_dict({**base, "precision": "fp8"})
-    with pytest.raises(TrainConfigError, match="^lora.rank: unknown option"):
+    with pytest.raises(TrainConfigError, match=r"^lora.rank: unknown option"):
         config_from_dict({**base, "lora": {"rank": 4}})
-    with pytest.raises(TrainConfigError, match="^output_dir: required option is missing"):
+    with pytest.raises(TrainConfigError, match=r"^output_dir: required option is missing"):
         config_from_dict({"model": "m", "train_data": "d"})
-    with pytest.raises(TrainConfigError, match="^warmup_ratio: must be in"):
+    with pytest.raises(TrainConfigError, match=r"^warmup_ratio: must be in"):
         config_from_dict({**base, "warmup_ratio": 2})
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(base))
