@@ -84,7 +84,9 @@ def save_adapter(
         raise ValueError("model: has no LoRA adapters; save it with save_pretrained")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.model.encoder_model.save_pretrained(folder / "adapter")
+    # The resized vocabulary would make peft store the whole embedding matrix; the three new rows
+    # are kept in head.safetensors instead (and trained rows in the adapter's token deltas).
+    model.model.encoder_model.save_pretrained(folder / "adapter", save_embedding_layers=False)
     save_file(_head_state(model), str(folder / "head.safetensors"))
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
