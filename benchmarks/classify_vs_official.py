@@ -28,8 +28,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-from transformers.utils import logging  # noqa: E402
+import torch
+from transformers.utils import logging
 
 WORDS = (
     "the of and to in is was for on that with as by at from his an were are which this be or had not but "
