@@ -48,6 +48,30 @@ NEWSGROUP_NAMES = {
     "talk.religion.misc": "religion",
 }
 
+# One-line descriptions of the newsgroup topics, written for this project.
+NEWSGROUP_DESCRIPTIONS = {
+    "atheism": "arguments about god, belief and the absence of religion",
+    "computer graphics": "images, rendering, 3d models and graphics file formats",
+    "microsoft windows": "the windows operating system, its drivers and its software",
+    "pc hardware": "ibm compatible pc parts: disks, controllers, motherboards, memory",
+    "mac hardware": "apple macintosh computers and their parts",
+    "x window system": "the x11 windowing system, window managers and widgets on unix",
+    "for sale": "items offered for sale, prices and shipping",
+    "cars": "automobiles, driving, car models, engines and repairs",
+    "motorcycles": "motorbikes, riding, helmets and bike maintenance",
+    "baseball": "baseball games, teams, players, pitching and batting",
+    "hockey": "ice hockey games, teams, players and the nhl playoffs",
+    "cryptography": "encryption, keys, the clipper chip and privacy",
+    "electronics": "circuits, components, voltage and electronic design",
+    "medicine": "health, diseases, doctors, treatments and drugs",
+    "space": "spaceflight, nasa, satellites, orbits and astronomy",
+    "christianity": "christian faith, the bible, church and prayer",
+    "guns": "firearms, gun control laws and the right to bear arms",
+    "middle east": "israel, the arab world, turkey, armenia and their conflicts",
+    "politics": "government, elections, taxes and political debate",
+    "religion": "religious belief in general, cults and morality",
+}
+
 ROTTEN_TOMATOES_NAMES = {"fresh": "positive", "rotten": "negative"}
 
 
