@@ -47,6 +47,34 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--output", type=Path, help="write JSONL here, one line per input, in input order")
     classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
     classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure models on a labelled dataset",
+        description="Accuracy, micro/macro/weighted F1, a per-label report and calibration error. "
+        "A model is a GLiClass checkpoint, or KIND:PATH with KIND one of gliclass, nli, embedding.",
+    )
+    evaluate.add_argument(
+        "--model", action="append", required=True, help="repeat to compare models in one run"
+    )
+    evaluate.add_argument(
+        "--dataset", required=True, help="20newsgroups, rotten_tomatoes, a paper set, or a file"
+    )
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--limit", type=int, help="a seeded random sample of N texts")
+    mode = evaluate.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--single-label", action="store_true", help="softmax and the top label (default per dataset)"
+    )
+    mode.add_argument("--multi-label", action="store_true", help="sigmoid scores and a threshold")
+    evaluate.add_argument("--threshold", type=float, default=0.5)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--json", type=Path, help="write the reports (a JSON list) here")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
+    evaluate.add_argument(
+        "--no-per-label", action="store_true", help="leave the per-label report out of the table"
+    )
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
         train.add_argument("config", type=Path, help="YAML config (see examples/)")
@@ -69,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return classify_command(args)
         if args.command in ("train", "train-rl"):
             return train_command(args)
+        if args.command == "eval":
+            return eval_command(args)
     except CliError as error:
         print(f"everylabel: error: {error}", file=sys.stderr)
         return 2
@@ -124,6 +154,30 @@ def classify_command(args: argparse.Namespace) -> int:
         write_table(texts, records, sys.stdout)
     elif args.output is None:
         write_jsonl(records, sys.stdout)
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from transformers.utils import logging
+
+    from .evaluation.datasets import load_named
+    from .evaluation.runner import evaluate, format_report
+    from .evaluation.scorers import build_scorer
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    data = load_named(args.dataset, args.split, args.limit)
+    multi = True if args.multi_label else False if args.single_label else None
+    reports = []
+    for spec in args.model:
+        scorer = build_scorer(spec, device=args.device, batch_size=args.batch_size)
+        reports.append(evaluate(scorer, data, multi, args.threshold, progress=args.progress))
+    if args.json is not None:
+        args.json.write_text(json.dumps(reports, indent=2))
+    if args.format == "json":
+        print(json.dumps(reports))
+    else:
+        print("\n\n".join(format_report(r, per_label=not args.no_per_label) for r in reports))
     return 0
 
 

@@ -119,3 +119,139 @@ def load_rotten_tomatoes(include_plot: bool = False) -> LabelledSet:
     gold = [[names[row["category"]]] for row in rows]
     labels = ["positive", "negative"] + (["plot summary"] if include_plot else [])
     return LabelledSet("rotten-tomatoes", [row["text"] for row in rows], gold, labels)
+
+
+def load_local(path: str | Path, text_field: str = "text", label_field: str | None = None) -> LabelledSet:
+    """A local .jsonl or .csv set: a text field and a label field ("label" str or "labels" list).
+
+    Rows in the official training format ("true_labels", "all_labels") work too; the candidate
+    labels are the union of all gold labels (and of "all_labels" where present), in first-seen order.
+    """
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset: {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows: list[dict] = list(csv.DictReader(handle))
+    else:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts: list[str] = []
+    gold: list[list[str]] = []
+    labels: dict[str, None] = {}
+    multi = False
+    for number, row in enumerate(rows, start=1):
+        field = label_field or next((f for f in ("labels", "label", "true_labels") if f in row), None)
+        if text_field not in row or field is None:
+            raise ValueError(f"{path}:{number}: needs a {text_field!r} field and a label field")
+        value = row[field]
+        names = [value] if isinstance(value, str) else list(value)
+        multi = multi or len(names) != 1
+        texts.append(row[text_field])
+        gold.append(names)
+        for name in [*names, *row.get("all_labels", [])]:
+            labels.setdefault(name, None)
+    return LabelledSet(path.stem, texts, gold, list(labels), multi_label=multi)
+
+
+# The paper's datasets on the Hugging Face hub: (hub id, config, split, text column, label column,
+# how label values become names). Names follow the official GLiClass evaluation conventions.
+SST5_NAMES = ["very negative", "negative", "neutral", "positive", "very positive"]
+PAPER_DATASETS: dict[str, dict] = {
+    "cr": {"path": "SetFit/CR", "text": "text", "label": "label_text"},
+    "sst2": {"path": "SetFit/sst2", "text": "text", "label": "label_text"},
+    "sst5": {"path": "SetFit/sst5", "text": "text", "label": "label", "names": SST5_NAMES},
+    "20_newsgroups": {"path": "SetFit/20_newsgroups", "text": "text", "label": "label_text"},
+    "enron_spam": {"path": "SetFit/enron_spam", "text": "text", "label": "label_text"},
+    "imdb": {"path": "stanfordnlp/imdb", "text": "text", "label": "label", "names": ["negative", "positive"]},
+    "ag_news": {"path": "ag_news", "text": "text", "label": "label"},
+    "emotion": {"path": "dair-ai/emotion", "text": "text", "label": "label"},
+    "rotten_tomatoes": {
+        "path": "cornell-movie-review-data/rotten_tomatoes",
+        "text": "text",
+        "label": "label",
+        "names": ["negative", "positive"],
+    },
+    "massive": {"path": "AmazonScience/massive", "config": "en-US", "text": "utt", "label": "intent"},
+    "banking77": {"path": "PolyAI/banking77", "text": "text", "label": "label"},
+    "financial_phrasebank": {
+        "path": "takala/financial_phrasebank",
+        "config": "sentences_allagree",
+        "text": "sentence",
+        "label": "label",
+        "split": "train",
+    },
+    "cap_sotu": {"path": "MoritzLaurer/cap_sotu", "text": "text", "label": "labels"},
+    "snips": {"path": "benayas/snips", "text": "text", "label": "category"},
+}
+
+
+def _readable(name: str) -> str:
+    """Hub label values as natural names: "activate_my_card" -> "activate my card"."""
+    return name.replace("_", " ").strip()
+
+
+def from_hub_rows(key: str, columns: dict[str, list], label_names: list[str] | None) -> LabelledSet:
+    """A paper dataset from its columns (as the `datasets` library gives them) under the conventions.
+
+    `label_names` are the ClassLabel names of the label column, when it has them.
+    """
+    spec = PAPER_DATASETS[key]
+    texts = [str(t) for t in columns[spec["text"]]]
+    raw = columns[spec["label"]]
+    names = spec.get("names") or label_names
+    if raw and isinstance(raw[0], int | bool) and not isinstance(raw[0], str):
+        if names is None:
+            raise ValueError(f"{key}: integer labels but no label names")
+        values = [names[int(v)] for v in raw]
+    else:
+        values = [str(v) for v in raw]
+    gold = [[_readable(v)] for v in values]
+    order = [_readable(n) for n in names] if names else sorted({g[0] for g in gold})
+    return LabelledSet(key, texts, gold, order)
+
+
+def load_hub(key: str, split: str = "test") -> LabelledSet:
+    """One of the paper's 14 datasets through the `datasets` library (needs the hub)."""
+    try:
+        import datasets
+    except ImportError as error:
+        raise DatasetUnavailable("dataset: the `datasets` package is needed for hub datasets") from error
+    spec = PAPER_DATASETS[key]
+    wanted = spec.get("split", split)
+    loaded = datasets.load_dataset(spec["path"], spec.get("config"), split=wanted)
+    feature = loaded.features[spec["label"]]
+    names = list(feature.names) if hasattr(feature, "names") else None
+    return from_hub_rows(key, {c: loaded[c] for c in (spec["text"], spec["label"])}, names)
+
+
+OFFLINE = {"20newsgroups": load_20newsgroups, "rotten_tomatoes": lambda split: load_rotten_tomatoes()}
+
+
+def load_named(name: str, split: str = "test", limit: int | None = None, seed: int = 0) -> LabelledSet:
+    """A dataset by name (offline sets, the paper's hub sets) or a local .jsonl/.csv path.
+
+    With `limit`, a seeded random sample of that many texts (the order of a split can be sorted).
+    """
+    if name in OFFLINE:
+        data = OFFLINE[name](split)
+    elif name in PAPER_DATASETS:
+        data = load_hub(name, split)
+    elif Path(name).suffix.lower() in (".jsonl", ".csv", ".json"):
+        data = load_local(name)
+    else:
+        known = ", ".join([*OFFLINE, *PAPER_DATASETS])
+        raise ValueError(f"dataset: {name!r} is neither a file (.jsonl/.csv) nor a known set ({known})")
+    if limit is not None and limit < len(data.texts):
+        import random
+
+        chosen = sorted(random.Random(seed).sample(range(len(data.texts)), limit))
+        data = LabelledSet(
+            data.name,
+            [data.texts[i] for i in chosen],
+            [data.gold[i] for i in chosen],
+            data.labels,
+            data.multi_label,
+        )
+    return data

@@ -70,3 +70,27 @@ def per_label_report(
 
 def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 15
+) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins.
+
+    Single-label: one (top score, top label is right) pair per text. Multi-label: one
+    (score, label is gold) pair per text and label, with the score as the confidence in "yes".
+    """
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences for {len(correct)} outcomes")
+    if not confidences:
+        return 0.0
+    totals = [0] * bins
+    confidence_sums = [0.0] * bins
+    correct_sums = [0.0] * bins
+    for confidence, right in zip(confidences, correct, strict=True):
+        index = min(int(confidence * bins), bins - 1)
+        totals[index] += 1
+        confidence_sums[index] += confidence
+        correct_sums[index] += float(right)
+    count = len(confidences)
+    return sum(abs(confidence_sums[b] - correct_sums[b]) / count for b in range(bins) if totals[b])
