@@ -42,9 +42,10 @@ def checkpoint(backbone_dir, tmp_path_factory) -> Path:
 def nli_model(tmp_path_factory) -> Path:
     """A tiny NLI-shaped cross-encoder (3-way head) on the MiniLM tokenizer."""
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    names = {0: "entailment", 1: "neutral", 2: "contradiction"}
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, num_labels=3, id2label={0: "entailment", 1: "neutral", 2: "contradiction"},
-                        label2id={"entailment": 0, "neutral": 1, "contradiction": 2})  # fmt: skip
+                        intermediate_size=64, num_labels=3, id2label=names,
+                        label2id={v: k for k, v in names.items()})  # fmt: skip
     folder = tmp_path_factory.mktemp("nli")
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
