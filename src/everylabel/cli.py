@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-per-label", action="store_true", help="leave the per-label report out of the table"
     )
     evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    grid = bench.add_parser(
+        "throughput",
+        help="examples/s on the labels x length x batch grid",
+        description="Times everylabel, the official gliclass pipeline (same checkpoint) and optionally a "
+        "cross-encoder zero-shot pipeline, interleaved per grid point; writes JSON, markdown and a PNG plot.",
+    )
+    grid.add_argument("--model", required=True, help="GLiClass checkpoint folder or hub id")
+    grid.add_argument("--cross-encoder", help="an NLI model for transformers' zero-shot pipeline")
+    grid.add_argument("--no-official", action="store_true", help="leave the official pipeline out")
+    grid.add_argument("--labels", default="1,2,4,8,16,32,64,128")
+    grid.add_argument("--lengths", default="64,256,512", help="text lengths in tokens")
+    grid.add_argument("--batch-sizes", default="1,32")
+    grid.add_argument("--texts", type=int, default=16, help="texts per grid point")
+    grid.add_argument(
+        "--cross-encoder-pairs", type=int, default=256, help="text-label pairs per point for it"
+    )
+    grid.add_argument("--device", default="auto")
+    grid.add_argument("--dtype", default="auto")
+    grid.add_argument("--out", type=Path, default=Path("bench-out"))
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
         train.add_argument("config", type=Path, help="YAML config (see examples/)")
@@ -99,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train_command(args)
         if args.command == "eval":
             return eval_command(args)
+        if args.command == "bench":
+            return bench_command(args)
     except CliError as error:
         print(f"everylabel: error: {error}", file=sys.stderr)
         return 2
@@ -178,6 +200,74 @@ def eval_command(args: argparse.Namespace) -> int:
         print(json.dumps(reports))
     else:
         print("\n\n".join(format_report(r, per_label=not args.no_per_label) for r in reports))
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    import warnings
+
+    import torch
+    from transformers.utils import logging
+
+    from .evaluation import throughput
+    from .inference.classifier import Classifier, resolve_device, resolve_dtype
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.simplefilter("ignore")
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    classifier = Classifier.from_pretrained(args.model, device=device, dtype=dtype)
+    systems: dict[str, Any] = {
+        "everylabel": lambda texts, labels, batch: classifier.classify(
+            texts, labels, batch_size=batch, progress=False
+        )
+    }
+    if not args.no_official:
+        from gliclass import GLiClassModel, ZeroShotClassificationPipeline
+
+        official_model = GLiClassModel.from_pretrained(args.model).to(device=device, dtype=dtype)
+        pipe = ZeroShotClassificationPipeline(
+            official_model, classifier.tokenizer, device=str(device), progress_bar=False,
+            max_length=classifier.max_length,
+        )  # fmt: skip
+
+        def official(texts: list[str], labels: list[str], batch: int) -> None:
+            with torch.inference_mode():
+                pipe(texts, labels, batch_size=batch)
+
+        systems["official"] = official
+    if args.cross_encoder:
+        from transformers import pipeline
+
+        nli = pipeline("zero-shot-classification", model=args.cross_encoder, device=device, dtype=dtype)
+
+        def cross_encoder(texts: list[str], labels: list[str], batch: int) -> None:
+            with torch.inference_mode():
+                nli(texts, candidate_labels=labels, multi_label=True, batch_size=batch)
+
+        systems["cross-encoder"] = cross_encoder
+    options = throughput.GridOptions(
+        labels=[int(x) for x in args.labels.split(",")],
+        lengths=[int(x) for x in args.lengths.split(",")],
+        batch_sizes=[int(x) for x in args.batch_sizes.split(",")],
+        texts=args.texts,
+        cross_encoder_pairs=args.cross_encoder_pairs,
+    )
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows = throughput.run_grid(
+        systems, classifier.tokenizer, options, sync, log=lambda r: print(json.dumps(r))
+    )
+    machine = throughput.machine_description(str(device))
+    meta = {
+        "title": f"{args.model} on {machine}, {str(dtype).replace('torch.', '')}, torch {torch.__version__}",
+        "device": str(device),
+        "machine": machine,
+        "dtype": str(dtype),
+        "texts_per_point": args.texts,
+    }
+    throughput.write_outputs(rows, list(systems), args.out, meta)
+    print(f"wrote {args.out / 'throughput.json'}, throughput.md, throughput.png")
     return 0
 
 
