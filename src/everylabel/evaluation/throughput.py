@@ -16,62 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-WORDS = [
-    "the",
-    "city",
-    "team",
-    "school",
-    "season",
-    "world",
-    "state",
-    "government",
-    "music",
-    "film",
-    "war",
-    "game",
-    "year",
-    "people",
-    "company",
-    "market",
-    "player",
-    "election",
-    "court",
-    "water",
-    "energy",
-    "health",
-    "policy",
-    "church",
-    "river",
-    "history",
-    "league",
-    "album",
-    "county",
-    "station",
-    "research",
-    "village",
-    "family",
-    "students",
-    "series",
-    "community",
-    "report",
-    "national",
-    "support",
-    "local",
-    "president",
-    "system",
-    "program",
-    "development",
-    "business",
-    "division",
-    "members",
-    "public",
-    "project",
-    "service",
-    "career",
-    "science",
-    "art",
-    "travel",
-]
+_WORD_TEXT = (
+    "the city team school season world state government music film war game year people company market "
+    "player election court water energy health policy church river history league album county station "
+    "research village family students series community report national support local president system "
+    "program development business division members public project service career science art travel"
+)
+WORDS = _WORD_TEXT.split()
 
 
 @dataclass
