@@ -92,7 +92,7 @@ def main() -> None:
             output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
             learning_rate=1e-5, others_lr=3e-5, weight_decay=0.01, others_weight_decay=0.01, report_to="none",
             save_strategy="no", use_cpu=True, dataloader_num_workers=0, logging_steps=1000, disable_tqdm=True,
-            lr_scheduler_type="linear", warmup_ratio=0.0,
+            lr_scheduler_type="linear", warmup_steps=0,
         )  # fmt: skip
         collator = DataCollatorWithPadding(device="cpu", config=fresh.config)
         trainer = OfficialTrainer(
