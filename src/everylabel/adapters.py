@@ -107,7 +107,9 @@ def load_adapter(
 
     folder = Path(folder)
     meta = json.loads((folder / ADAPTER_MARKER).read_text())
-    base = str(base or meta["base"])
+    from .loading import resolve_path
+
+    base = resolve_path(base or meta["base"])
     config = GLiClassConfig.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(base)
     if encoder.get_input_embeddings().num_embeddings != config.vocab_size:

@@ -95,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--device", default="auto")
     grid.add_argument("--dtype", default="auto")
     grid.add_argument("--out", type=Path, default=Path("bench-out"))
+    build = commands.add_parser(
+        "build-data",
+        help="training records from WordNet, Debian package lists and fortunes",
+        description="Writes official-format JSONL from Debian's wordnet-base, fortunes and the apt package "
+        "lists (install them first: see recipes/README.md).",
+    )
+    build.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    build.add_argument("--eval-out", type=Path, help="also hold out --eval-size records here")
+    build.add_argument("--eval-size", type=int, default=1000)
+    build.add_argument("--limit-per-source", type=int, help="at most N records from each source")
+    build.add_argument("--seed", type=int, default=0)
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
         train.add_argument("config", type=Path, help="YAML config (see examples/)")
@@ -121,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return eval_command(args)
         if args.command == "bench":
             return bench_command(args)
+        if args.command == "build-data":
+            return build_data_command(args)
     except CliError as error:
         print(f"everylabel: error: {error}", file=sys.stderr)
         return 2
@@ -268,6 +281,30 @@ def bench_command(args: argparse.Namespace) -> int:
     }
     throughput.write_outputs(rows, list(systems), args.out, meta)
     print(f"wrote {args.out / 'throughput.json'}, throughput.md, throughput.png")
+    return 0
+
+
+def build_data_command(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .training.corpus import build_records, write_records
+
+    records = build_records(args.limit_per_source, seed=args.seed)
+    if not records:
+        raise CliError("build-data: no source is installed (wordnet-base, fortunes, apt package lists)")
+    held = records[: args.eval_size] if args.eval_out else []
+    write_records(records[len(held) :], args.out)
+    if args.eval_out:
+        write_records(held, args.eval_out)
+    sources = Counter(r["source"] for r in records)
+    labels = len({label for r in records for label in r["true_labels"]})
+    summary = {
+        "records": len(records) - len(held),
+        "held_out": len(held),
+        "sources": sources,
+        "labels": labels,
+    }
+    print(json.dumps(summary))
     return 0
 
 

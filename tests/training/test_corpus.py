@@ -1,0 +1,70 @@
+"""The training-data builder on small files in the shape of WordNet, fortunes and apt's lists."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from everylabel.training import corpus
+
+WORDNET_NOUN = (
+    "  1 This software and database is being provided\n"
+    "00015388 03 n 01 animal 0 001 ~ 01905661 n 0000 | a living organism characterized by voluntary movement\n"
+    '02084071 05 n 02 dog 0 domestic_dog 0 001 @ 02083346 n 0000 | a member of the genus Canis; "the dog barked"\n'
+    "02083346 05 n 01 canine 0 000 | any of various fissiped mammals with nonretractile claws\n"
+)
+FORTUNE = (
+    "Never trust a computer\nyou can't throw out a window.\n%\nshort\n%\n"
+    "The code compiles, ship it says the manager.\n"
+)
+DUMP = (
+    "Package: vim\nSection: editors\nDescription: Vi IMproved - enhanced vi editor\n"
+    "Tag: implemented-in::c, use::editing, works-with::text,\n role::program\n\n"
+    "Package: foo\nSection: non-free/oddball\nDescription: unknown section here\n\n"
+)
+
+
+@pytest.fixture
+def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.noun").write_text(WORDNET_NOUN)
+    (wordnet / "data.verb").write_text("")
+    fortunes = tmp_path / "fortunes"
+    fortunes.mkdir()
+    (fortunes / "computers").write_text(FORTUNE)
+    (fortunes / "computers.dat").write_text("binary index")
+    (fortunes / "zippy").write_text("yow, are we having fun yet?\n")
+    monkeypatch.setattr(corpus, "WORDNET", wordnet)
+    monkeypatch.setattr(corpus, "FORTUNES", fortunes)
+    monkeypatch.setattr(
+        corpus.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=DUMP, stderr="")
+    )
+
+
+def test_wordnet_gloss_to_category_and_hypernym(sources) -> None:
+    items = list(corpus.wordnet_items())
+    dog = next(i for i in items if i[0].startswith("dog:"))
+    assert dog[1] == ["animal", "canine"] and "genus Canis" in dog[0]
+    assert all(i[2] == "wordnet" for i in items)
+
+
+def test_debian_sections_and_tags(sources) -> None:
+    items = list(corpus.debian_items())
+    assert items == [("vim: Vi IMproved - enhanced vi editor", ["text editor", "editing", "text"], "debian")]
+
+
+def test_fortunes_by_category_file(sources) -> None:
+    items = list(corpus.fortune_items())
+    assert [i[1] for i in items] == [["computers"], ["computers"]]  # "short" is too short; zippy skipped
+    assert items[0][0] == "Never trust a computer you can't throw out a window."
+
+
+def test_records_are_official_format_with_negatives(sources) -> None:
+    records = corpus.build_records(negatives=(1, 2), seed=1)
+    assert {r["source"] for r in records} == {"wordnet", "debian", "fortunes"}
+    for record in records:
+        assert set(record["true_labels"]) <= set(record["all_labels"])
+        assert len(set(record["all_labels"])) == len(record["all_labels"])
