@@ -11,8 +11,8 @@ from everylabel.training import corpus
 
 WORDNET_NOUN = (
     "  1 This software and database is being provided\n"
-    "00015388 03 n 01 animal 0 001 ~ 01905661 n 0000 | a living organism characterized by voluntary movement\n"
-    '02084071 05 n 02 dog 0 domestic_dog 0 001 @ 02083346 n 0000 | a member of the genus Canis; "the dog barked"\n'
+    "00015388 03 n 01 animal 0 001 ~ 01905661 n 0000 | a living organism that moves\n"
+    '02084071 05 n 02 dog 0 domestic_dog 0 001 @ 02083346 n 0000 | a member of the genus Canis; "it barked"\n'
     "02083346 05 n 01 canine 0 000 | any of various fissiped mammals with nonretractile claws\n"
 )
 FORTUNE = (
