@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--labels", help="comma-separated candidate labels")
     classify.add_argument("--labels-file", type=Path, help="labels, one a line, or a .json list or hierarchy")
-    classify.add_argument("--model", help="checkpoint folder or hub id")
+    classify.add_argument(
+        "--model", default="default", help="checkpoint folder or hub id (default: the embedded model)"
+    )
     classify.add_argument("--single-label", action="store_true", help="pick exactly one label per text")
     classify.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
     classify.add_argument("--prompt", help="task prompt given to the model with every text")
@@ -150,8 +152,6 @@ def classify_command(args: argparse.Namespace) -> int:
     texts, row_labels = read_texts(args)
     shared = read_labels(args)
     labels = merge_labels(shared, row_labels)
-    if args.model is None:
-        raise CliError("--model: no default model ships yet; pass a GLiClass checkpoint folder or hub id")
 
     import warnings
 

