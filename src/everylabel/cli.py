@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a config key (dotted keys reach into sections); repeatable",
         )
         train.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+        train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
     return parser
 
 
@@ -316,7 +317,8 @@ def train_command(args: argparse.Namespace) -> int:
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     rl = args.command == "train-rl"
-    config = load_config(args.config, args.overrides, RLConfig if rl else TrainConfig)
+    overrides = [*args.overrides, *(["skip_invalid=true"] if args.skip_invalid else [])]
+    config = load_config(args.config, overrides, RLConfig if rl else TrainConfig)
     if rl:
         from .training.ppo import PPOTrainer
 
