@@ -123,7 +123,9 @@ def load_adapter(
     missing, unexpected = model.load_state_dict(head, strict=False)
     if unexpected or any(not key.startswith(_ENCODER_PREFIX) for key in missing):
         raise ValueError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
-    tokenizer = load_tokenizer(str(folder), config.encoder_config.model_type, config.special_token_ids())
+    tokenizer = load_tokenizer(
+        str(folder), config.encoder_config.model_type, config.special_token_ids(), config.encoder_config
+    )
     return model.eval(), tokenizer
 
 

