@@ -125,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+    # Deprecation notices from the libraries under us are not the user's business on the command line.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         if args.command == "classify":
             return classify_command(args)

@@ -59,6 +59,7 @@ def evaluate(
         "metrics": metrics,
         "per_label": per_label_report(data.gold, predicted, data.labels),
         "seconds": elapsed,
+        "truncated_texts": getattr(scorer, "cut_texts", None),
         "examples_per_s": len(data.texts) / elapsed if elapsed > 0 else 0.0,
     }
 

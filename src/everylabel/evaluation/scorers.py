@@ -52,9 +52,17 @@ class EverylabelScorer:
 
         self.name = f"everylabel:{path}"
         self.classifier = Classifier.from_pretrained(path, device=device, batch_size=batch_size, **options)
+        self.cut_texts = 0  # texts cut to fit the window (reported with the evaluation)
 
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:
-        results = self.classifier.classify(list(texts), list(labels), multi_label=multi_label)
+        import warnings
+
+        from ..inference.classifier import TruncationWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)
+            results = self.classifier.classify(list(texts), list(labels), multi_label=multi_label)
+        self.cut_texts += sum(r.truncated for r in results)
         return [r.scores if not r.empty else dict.fromkeys(labels, 0.0) for r in results]
 
 

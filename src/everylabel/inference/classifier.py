@@ -112,7 +112,7 @@ class Classifier:
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
         min_text_tokens: int = 64,
-        descriptions: DescriptionMode = "label",
+        descriptions: DescriptionMode = "ignore",
         mask_padding: bool = True,
     ) -> None:
         inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
@@ -138,6 +138,8 @@ class Classifier:
             min_text_tokens=min_text_tokens,
             description_mode=descriptions,
         )
+        # Label descriptions reach the model only when asked ("label" slot or "text"): models trained
+        # without descriptions, the default model included, lose accuracy with them (docs/benchmarks.md).
         # True: pool text over real tokens only, so a text's scores never depend on its batch.
         self.mask_padding = mask_padding
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
