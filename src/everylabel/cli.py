@@ -212,12 +212,13 @@ def eval_command(args: argparse.Namespace) -> int:
     for spec in args.model:
         scorer = build_scorer(spec, device=args.device, batch_size=args.batch_size)
         reports.append(evaluate(scorer, data, multi, args.threshold, progress=args.progress))
-    if args.json is not None:
-        args.json.write_text(json.dumps(reports, indent=2))
     if args.format == "json":
         print(json.dumps(reports))
     else:
         print("\n\n".join(format_report(r, per_label=not args.no_per_label) for r in reports))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(reports, indent=2))
     return 0
 
 
