@@ -71,7 +71,7 @@ class OfficialScorer:
         from gliclass import GLiClassModel, ZeroShotClassificationPipeline
         from transformers import AutoTokenizer
 
-        from ..inference.classifier import resolve_device
+        from ..inference.classifier import model_max_length, resolve_device
 
         self.name = f"gliclass:{path}"
         self.batch_size = batch_size
@@ -85,7 +85,7 @@ class OfficialScorer:
                 classification_type=mode,
                 device=resolved,
                 progress_bar=False,
-                max_length=min(1024, _max_positions(model.config)),
+                max_length=model_max_length(model.config),
             )
             for mode in ("multi-label", "single-label")
         }
@@ -104,13 +104,6 @@ class OfficialScorer:
                 probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
                 out += [dict(zip(labels, row.tolist(), strict=True)) for row in probs]
         return out
-
-
-def _max_positions(config: Any) -> int:
-    backbone = config.encoder_config
-    if getattr(backbone, "position_biased_input", True) is False:
-        return 1024
-    return int(getattr(backbone, "max_position_embeddings", 512))
 
 
 class NLIScorer:

@@ -186,7 +186,10 @@ class Trainer:
     # -- one batch -------------------------------------------------------------------------------
 
     def collate(self, indices: Sequence[int], epoch: int) -> dict[str, Any]:
-        batch = self.collator([self.train_set.example(i, epoch) for i in indices])
+        return self.to_device(self.collator([self.train_set.example(i, epoch) for i in indices]))
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Tensors onto the training device; the label-slot count as a plain int."""
         return {k: (v.to(self.device) if k != "max_num_classes" else int(v)) for k, v in batch.items()}
 
     def forward(self, batch: dict[str, Any]) -> Any:
@@ -302,10 +305,7 @@ class Trainer:
             examples = [
                 self.eval_set.example(i, augment=False) for i in order[start : start + self.config.batch_size]
             ]
-            batch = {
-                k: (v.to(self.device) if k != "max_num_classes" else int(v))
-                for k, v in self.collator(examples).items()
-            }
+            batch = self.to_device(self.collator(examples))
             out = self.forward(batch)
             losses.append(float(out.loss))
             logits = out.logits.float()
