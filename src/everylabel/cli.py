@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--eval-out", type=Path, help="also hold out --eval-size records here")
     build.add_argument("--eval-size", type=int, default=1000)
     build.add_argument("--limit-per-source", type=int, help="at most N records from each source")
+    build.add_argument(
+        "--documents-per-source", type=int, default=0, help="add N long multi-entry texts per source"
+    )
+    build.add_argument(
+        "--opinions", type=int, default=0, help="add N self-generated polarity records (WordNet)"
+    )
     build.add_argument("--seed", type=int, default=0)
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
@@ -295,7 +301,12 @@ def build_data_command(args: argparse.Namespace) -> int:
 
     from .training.corpus import build_records, write_records
 
-    records = build_records(args.limit_per_source, seed=args.seed)
+    records = build_records(
+        args.limit_per_source,
+        seed=args.seed,
+        documents_per_source=args.documents_per_source,
+        opinions=args.opinions,
+    )
     if not records:
         raise CliError("build-data: no source is installed (wordnet-base, fortunes, apt package lists)")
     held = records[: args.eval_size] if args.eval_out else []

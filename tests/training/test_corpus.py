@@ -68,3 +68,32 @@ def test_records_are_official_format_with_negatives(sources) -> None:
     for record in records:
         assert set(record["true_labels"]) <= set(record["all_labels"])
         assert len(set(record["all_labels"])) == len(record["all_labels"])
+
+
+def test_topic_documents_join_entries_of_their_topics() -> None:
+    import random
+
+    items = [
+        (f"{topic} entry {i}.", [topic, f"other {i}"], "src")
+        for topic in ("law", "food", "art")
+        for i in range(9)
+    ]
+    items.append(("lonely entry.", ["rare topic"], "src"))  # fewer than 8 entries: never a topic
+    documents = corpus.topic_documents(items, 200, random.Random(0))
+    assert len(documents) == 200
+    mixed = 0
+    for text, labels, source in documents:
+        assert source == "src-documents"
+        assert 1 <= len(labels) <= 2 and set(labels) <= {"law", "food", "art"}
+        parts = text.split(". ")
+        assert len(parts) >= 2
+        assert {part.split(" entry")[0] for part in parts} == set(labels)  # every entry from its topics
+        mixed += len(labels) == 2
+    assert 10 < mixed < 80  # about one in five mixes two topics
+    assert corpus.topic_documents(items[:9], 5, random.Random(0)) == []  # one topic: nothing to tell apart
+
+
+def test_build_records_adds_documents_and_opinions(sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus, "opinion_records", lambda count, seed: [{"source": "opinions", "n": count}])
+    records = corpus.build_records(negatives=(1, 2), seed=1, documents_per_source=0, opinions=7)
+    assert [r for r in records if r["source"] == "opinions"] == [{"source": "opinions", "n": 7}]

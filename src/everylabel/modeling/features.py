@@ -15,6 +15,19 @@ def label_slot_mask(input_ids: torch.Tensor, label_id: int, num_slots: int) -> t
     return torch.arange(num_slots, device=input_ids.device).unsqueeze(0) < counts
 
 
+def _first_token_select(
+    input_ids: torch.Tensor, label_id: int, num_slots: int, embed_label_token: bool
+) -> torch.Tensor:
+    """(batch, num_slots, seq) one-hot of the token read for each label slot (all False if empty)."""
+    is_label = input_ids == label_id  # (batch, seq)
+    rank = is_label.long().cumsum(dim=-1) - 1  # (batch, seq): index of the label each marker opens
+    slots = torch.arange(num_slots, device=input_ids.device).view(1, -1, 1)
+    select = is_label.unsqueeze(1) & (rank.unsqueeze(1) == slots)  # (batch, num_slots, seq)
+    if not embed_label_token:
+        select = torch.nn.functional.pad(select[:, :, :-1], (1, 0))  # the first token of the name
+    return select
+
+
 def label_vectors_first(
     hidden: torch.Tensor, input_ids: torch.Tensor, label_id: int, num_slots: int, embed_label_token: bool
 ) -> torch.Tensor:
@@ -22,13 +35,15 @@ def label_vectors_first(
 
     hidden (batch, seq, dim) -> (batch, num_slots, dim); empty slots are zeros.
     """
-    is_label = input_ids == label_id  # (batch, seq)
-    rank = is_label.long().cumsum(dim=-1) - 1  # (batch, seq): index of the label each marker opens
-    slots = torch.arange(num_slots, device=hidden.device).view(1, -1, 1)
-    select = is_label.unsqueeze(1) & (rank.unsqueeze(1) == slots)  # (batch, num_slots, seq)
-    if not embed_label_token:
-        select = torch.nn.functional.pad(select[:, :, :-1], (1, 0))  # the first token of the name
+    select = _first_token_select(input_ids, label_id, num_slots, embed_label_token)
     return torch.einsum("bks,bsd->bkd", select.to(hidden.dtype), hidden)
+
+
+def label_positions_first(
+    input_ids: torch.Tensor, label_id: int, num_slots: int, embed_label_token: bool
+) -> torch.Tensor:
+    """(batch, num_slots) positions that `label_vectors_first` reads; 0 for empty slots."""
+    return _first_token_select(input_ids, label_id, num_slots, embed_label_token).long().argmax(dim=-1)
 
 
 def label_vectors_average(

@@ -13,6 +13,7 @@ from . import features, losses
 from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
 from .pooling import pool
 from .scorers import build_scorer
+from .selected_rows import encode_selected_rows, supports_selected_rows
 
 _EPS = 1e-8
 
@@ -58,6 +59,8 @@ class UniEncoder(nn.Module):
             self.segment_embeddings = nn.Embedding(3, width)
         self.dropout = nn.Dropout(config.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        # Inference shortcut (selected_rows.py): the last layer only where the head reads it.
+        self.last_layer_at_read_rows = True
 
     def num_slots(self, input_ids: torch.Tensor, requested: int | None) -> int:
         """How many label slots the logits have: as asked, else by `max_labels_alloc`."""
@@ -70,10 +73,39 @@ class UniEncoder(nn.Module):
             return alloc
         return max(int((input_ids == self.config.class_token_index).sum(dim=-1).max()), 1)
 
+    def read_rows(self, input_ids: torch.Tensor, num_slots: int) -> torch.Tensor | None:
+        """(batch, 1 + num_slots) positions the head reads, when it reads only a few; else None.
+
+        That is `first` text pooling over the whole sequence (so not the cross-attention scorer, which
+        needs `pass`) with `first` class-token pooling, at inference, on a supported backbone.
+        """
+        cfg = self.config
+        if not (
+            self.last_layer_at_read_rows
+            and not self.training
+            and cfg.pooling_strategy == "first"
+            and cfg.class_token_pooling == "first"
+            and not cfg.extract_text_features
+            and not cfg.use_lstm
+            and supports_selected_rows(self.encoder_model)
+        ):
+            return None
+        labels = features.label_positions_first(
+            input_ids, cfg.class_token_index, num_slots, cfg.embed_class_token
+        )  # (batch, num_slots)
+        return torch.cat([torch.zeros_like(labels[:, :1]), labels], dim=1)
+
     def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, need_all_layers: bool
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        need_all_layers: bool,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """Run the backbone; returns the last hidden states and, when asked, every layer's states."""
+        """Run the backbone; returns the last hidden states and, when asked, every layer's states.
+
+        With `rows` (and no layers asked for) the last layer is exact at those rows only.
+        """
         embed_kwargs: dict[str, torch.Tensor] = {}
         if self.config.use_segment_embeddings:
             tokens = self.encoder_model.get_input_embeddings()(input_ids)
@@ -82,6 +114,8 @@ class UniEncoder(nn.Module):
             embed_kwargs["inputs_embeds"] = tokens + self.segment_embeddings(segments)
         else:
             embed_kwargs["input_ids"] = input_ids
+        if rows is not None and not need_all_layers:
+            return encode_selected_rows(self.encoder_model, rows, attention_mask, **embed_kwargs), None
         out = self.encoder_model(
             **embed_kwargs,
             attention_mask=attention_mask,
@@ -185,7 +219,8 @@ class UniEncoder(nn.Module):
         slots = self.num_slots(input_ids, num_slots)
         layer_wise_loss = cfg.layer_wise and labels is not None
         need_all = keep_layers or cfg.squeeze_layers or cfg.encoder_layer_id != -1 or layer_wise_loss
-        last, all_layers = self.encode(input_ids, attention_mask, need_all)
+        rows = None if need_all else self.read_rows(input_ids, slots)
+        last, all_layers = self.encode(input_ids, attention_mask, need_all, rows)
 
         if layer_wise_loss:
             # Training signal from every layer (embeddings included); logits come from the last.

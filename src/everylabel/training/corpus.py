@@ -9,10 +9,13 @@ official format with readable label names, sampled negatives, single- and multi-
 - Debian: a package description -> its section ("games", "python", ...) and selected debtags
   ("editing", "text", "strategy", ...), several true labels per record.
 - fortunes: a quote -> its category file ("computers", "food", "law", "sports", ...).
+- on request, longer texts made of several entries of one or two topics (`topic_documents`) and
+  self-generated polarity records (`opinions.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -20,6 +23,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .opinions import opinion_records
 
 WORDNET = Path("/usr/share/wordnet")
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -149,10 +154,46 @@ def fortune_items() -> Iterator[tuple[str, list[str], str]]:
                 yield text, [_readable(path.name)], "fortunes"
 
 
+def topic_documents(
+    items: list[tuple[str, list[str], str]], count: int, rng: random.Random
+) -> list[tuple[str, list[str], str]]:
+    """`count` longer texts, each 3-8 items that share their first label (their topic).
+
+    One in five mixes two topics and carries both labels: long, multi-topic texts like a forum
+    post, which the single entries of the sources are not.
+    """
+    by_topic: dict[str, list[str]] = {}
+    for text, labels, _ in items:
+        by_topic.setdefault(labels[0], []).append(text)
+    topics = sorted(topic for topic, texts in by_topic.items() if len(texts) >= 8)
+    if len(topics) < 2:
+        return []
+    source = items[0][2] + "-documents"
+    documents = []
+    for _ in range(count):
+        chosen = rng.sample(topics, k=2 if rng.random() < 0.2 else 1)
+        parts = [
+            text
+            for topic in chosen
+            for text in rng.sample(by_topic[topic], k=rng.randint(3, 8) // len(chosen) + 1)
+        ]
+        rng.shuffle(parts)
+        documents.append((" ".join(parts), chosen, source))
+    return documents
+
+
 def build_records(
-    limit_per_source: int | None = None, negatives: tuple[int, int] = (3, 12), seed: int = 0
+    limit_per_source: int | None = None,
+    negatives: tuple[int, int] = (3, 12),
+    seed: int = 0,
+    documents_per_source: int = 0,
+    opinions: int = 0,
 ) -> list[dict[str, Any]]:
-    """Official-format records from every available source, with sampled negatives per record."""
+    """Official-format records from every available source, with sampled negatives per record.
+
+    `documents_per_source` adds that many longer texts per source (`topic_documents`); `opinions`
+    adds that many self-generated polarity records (`opinions.opinion_records`, glosses on top).
+    """
     rng = random.Random(seed)
     sources = []
     for make in (wordnet_items, debian_items, fortune_items):
@@ -161,7 +202,8 @@ def build_records(
         except (OSError, subprocess.CalledProcessError):
             continue  # a source that is not installed is left out
         rng.shuffle(items)
-        sources.append(items[:limit_per_source] if limit_per_source else items)
+        documents = topic_documents(items, documents_per_source, rng) if documents_per_source else []
+        sources.append((items[:limit_per_source] if limit_per_source else items) + documents)
     records = []
     for items in sources:
         pool_by_position = sorted({label for _, labels, _ in items for label in labels})
@@ -172,6 +214,9 @@ def build_records(
             all_labels = labels + candidates
             rng.shuffle(all_labels)
             records.append({"text": text, "all_labels": all_labels, "true_labels": labels, "source": source})
+    if opinions:
+        with contextlib.suppress(OSError):  # wordnet-base is not installed
+            records.extend(opinion_records(opinions, seed=seed))
     rng.shuffle(records)
     return records
 
