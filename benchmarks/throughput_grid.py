@@ -44,6 +44,8 @@ def main() -> int:
         "throughput",
         "--model",
         str(folder / "gliclass"),
+        "--name",
+        "GLiClass on all-MiniLM-L6-v2",
         "--cross-encoder",
         str(folder / "cross-encoder"),
     ]

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cross-encoder zero-shot pipeline, interleaved per grid point; writes JSON, markdown and a PNG plot.",
     )
     grid.add_argument("--model", required=True, help="GLiClass checkpoint folder or hub id")
+    grid.add_argument("--name", help="how the model is named in the table and plot (default: --model)")
     grid.add_argument("--cross-encoder", help="an NLI model for transformers' zero-shot pipeline")
     grid.add_argument("--no-official", action="store_true", help="leave the official pipeline out")
     grid.add_argument("--labels", default="1,2,4,8,16,32,64,128")
@@ -285,7 +286,8 @@ def bench_command(args: argparse.Namespace) -> int:
     )
     machine = throughput.machine_description(str(device))
     meta = {
-        "title": f"{args.model} on {machine}, {str(dtype).replace('torch.', '')}, torch {torch.__version__}",
+        "title": f"{args.name or args.model} on {machine}, {str(dtype).replace('torch.', '')}, "
+        f"torch {torch.__version__}",
         "device": str(device),
         "machine": machine,
         "dtype": str(dtype),
