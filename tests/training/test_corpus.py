@@ -14,6 +14,8 @@ WORDNET_NOUN = (
     "00015388 03 n 01 animal 0 001 ~ 01905661 n 0000 | a living organism that moves\n"
     '02084071 05 n 02 dog 0 domestic_dog 0 001 @ 02083346 n 0000 | a member of the genus Canis; "it barked"\n'
     "02083346 05 n 01 canine 0 000 | any of various fissiped mammals with nonretractile claws\n"
+    "00471613 04 n 01 baseball 0 000 | a ball game played with a bat and ball between two teams\n"
+    "00475000 04 n 01 bunt 0 001 ;c 00471613 n 0000 | (baseball) hitting a baseball lightly so it rolls\n"
 )
 FORTUNE = (
     "Never trust a computer\nyou can't throw out a window.\n%\nshort\n%\n"
@@ -31,7 +33,8 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wordnet = tmp_path / "wordnet"
     wordnet.mkdir()
     (wordnet / "data.noun").write_text(WORDNET_NOUN)
-    (wordnet / "data.verb").write_text("")
+    for part in ("verb", "adj", "adv"):
+        (wordnet / f"data.{part}").write_text("")
     fortunes = tmp_path / "fortunes"
     fortunes.mkdir()
     (fortunes / "computers").write_text(FORTUNE)
@@ -51,6 +54,12 @@ def test_wordnet_gloss_to_category_and_hypernym(sources) -> None:
     assert all(i[2] == "wordnet" for i in items)
 
 
+def test_wordnet_topic_domains_without_the_giveaway(sources) -> None:
+    assert list(corpus.wordnet_domain_items()) == [
+        ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains")
+    ]
+
+
 def test_debian_sections_and_tags(sources) -> None:
     items = list(corpus.debian_items())
     assert items == [("vim: Vi IMproved - enhanced vi editor", ["text editor", "editing", "text"], "debian")]
@@ -64,7 +73,7 @@ def test_fortunes_by_category_file(sources) -> None:
 
 def test_records_are_official_format_with_negatives(sources) -> None:
     records = corpus.build_records(negatives=(1, 2), seed=1)
-    assert {r["source"] for r in records} == {"wordnet", "debian", "fortunes"}
+    assert {r["source"] for r in records} == {"wordnet", "wordnet-domains", "debian", "fortunes"}
     for record in records:
         assert set(record["true_labels"]) <= set(record["all_labels"])
         assert len(set(record["all_labels"])) == len(record["all_labels"])

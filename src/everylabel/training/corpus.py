@@ -5,7 +5,8 @@ package lists of `apt-get update`); none of them is an evaluation set. Every rec
 official format with readable label names, sampled negatives, single- and multi-label:
 
 - WordNet: a synset's gloss -> its lexicographer category ("animal", "food", "motion", ...) and
-  the first lemma of its hypernym ("canine", "dish", ...): thousands of distinct label names.
+  the first lemma of its hypernym ("canine", "dish", ...): thousands of distinct label names;
+  and the glosses WordNet files under a topic domain -> that topic ("law", "baseball", ...).
 - Debian: a package description -> its section ("games", "python", ...) and selected debtags
   ("editing", "text", "strategy", ...), several true labels per record.
 - fortunes: a quote -> its category file ("computers", "food", "law", "sports", ...).
@@ -118,6 +119,33 @@ def wordnet_items() -> Iterator[tuple[str, list[str], str]]:
             yield f"{word}: {gloss}", labels, "wordnet"
 
 
+def wordnet_domain_items() -> Iterator[tuple[str, list[str], str]]:
+    """(gloss, [topic], source) for synsets WordNet files under a topic domain (";c" pointers).
+
+    "touchdown: a score in American football ..." -> "american football"; about 6,600 glosses
+    over about 400 topics (law, music, computer science, baseball, medicine, ...).
+    """
+    first_lemma: dict[str, str] = {}
+    tagged = []
+    for part in ("noun", "verb", "adj", "adv"):
+        for line in (WORDNET / f"data.{part}").read_text(encoding="latin-1").splitlines():
+            if line.startswith("  ") or "|" not in line:
+                continue
+            head, gloss = line.split("|", 1)
+            fields = head.split()
+            count = int(fields[3], 16)
+            word = _readable(re.sub(r"\(.*\)$", "", fields[4]))
+            first_lemma[fields[0]] = word
+            start = 4 + 2 * count
+            for i in range(int(fields[start])):
+                if fields[start + 1 + 4 * i] == ";c":  # the gloss's "(music)" would give it away
+                    definition = re.sub(r"^\([^)]*\)\s*", "", gloss.strip())
+                    tagged.append((f"{word}: {definition}", fields[start + 2 + 4 * i]))
+    for text, domain in tagged:
+        if domain in first_lemma and len(text) >= 12:
+            yield text, [first_lemma[domain]], "wordnet-domains"
+
+
 def debian_items() -> Iterator[tuple[str, list[str], str]]:
     """(description, [section, tags...], source) from the package lists (`apt-get update` first)."""
     dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
@@ -175,7 +203,7 @@ def topic_documents(
         parts = [
             text
             for topic in chosen
-            for text in rng.sample(by_topic[topic], k=rng.randint(3, 8) // len(chosen) + 1)
+            for text in rng.sample(by_topic[topic], k=max(2, rng.randint(3, 8) // len(chosen)))
         ]
         rng.shuffle(parts)
         documents.append((" ".join(parts), chosen, source))
@@ -196,7 +224,7 @@ def build_records(
     """
     rng = random.Random(seed)
     sources = []
-    for make in (wordnet_items, debian_items, fortune_items):
+    for make in (wordnet_items, wordnet_domain_items, debian_items, fortune_items):
         try:
             items = list(make())
         except (OSError, subprocess.CalledProcessError):
