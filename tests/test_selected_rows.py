@@ -135,3 +135,20 @@ def test_shortcut_on_minilm_matches_whole_model() -> None:
     fast = _logits(model, batch, shortcut=True)
     whole = _logits(model, batch, shortcut=False)
     assert (fast - whole).abs().max().item() <= 1e-4
+
+
+def test_shortcut_runs_through_lora_adapters(backbone_dir, monkeypatch) -> None:
+    from everylabel.adapters import apply_lora
+
+    model, tokenizer = create_model(backbone_dir("bert"), scorer_type="mlp")
+    model = apply_lora(model, r=4)
+    for name, parameter in model.named_parameters():  # non-zero LoRA B, so the adapters matter
+        if "lora_" in name:
+            parameter.data.normal_(0, 0.2)
+    model.eval()
+    batch = _batch(model, tokenizer)
+    calls = _spy(monkeypatch)
+    fast = _logits(model, batch, shortcut=True)
+    assert calls
+    whole = _logits(model, batch, shortcut=False)
+    assert (fast - whole).abs().max().item() <= 1e-5
