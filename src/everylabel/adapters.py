@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ def load_adapter(
         ids = torch.tensor(config.special_token_ids())
         encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
     model = GLiClassModel(config, backbone=encoder)
-    model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
+    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
     missing, unexpected = model.load_state_dict(head, strict=False)
     if unexpected or any(not key.startswith(_ENCODER_PREFIX) for key in missing):
         raise ValueError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
