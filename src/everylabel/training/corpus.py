@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .opinions import opinion_records
+from .wordnet import read_synsets
 
 WORDNET = Path("/usr/share/wordnet")
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -89,34 +90,17 @@ def _readable(text: str) -> str:
 def wordnet_items() -> Iterator[tuple[str, list[str], str]]:
     """(gloss, [category, hypernym], source) for every WordNet synset with a named category."""
     for part in ("noun", "verb"):
-        lines = (WORDNET / f"data.{part}").read_text(encoding="latin-1").splitlines()
-        first_lemma: dict[str, str] = {}
-        parsed = []
-        for line in lines:
-            if line.startswith("  ") or "|" not in line:
-                continue
-            head, gloss = line.split("|", 1)
-            fields = head.split()
-            offset, lex_file, count = fields[0], int(fields[1]), int(fields[3], 16)
-            lemmas = [fields[4 + 2 * i] for i in range(count)]
-            first_lemma[offset] = _readable(re.sub(r"\(.*\)$", "", lemmas[0]))
-            pointer_start = 4 + 2 * count
-            pointers = int(fields[pointer_start])
-            hypernyms = [
-                fields[pointer_start + 1 + 4 * i + 1]
-                for i in range(pointers)
-                if fields[pointer_start + 1 + 4 * i] in ("@", "@i")
-            ]
-            parsed.append((gloss.strip(), lex_file, lemmas, hypernyms))
-        for gloss, lex_file, lemmas, hypernyms in parsed:
-            category = CATEGORY_NAMES.get(LEXNAMES[lex_file])
-            if category is None or len(gloss) < 12:
+        synsets = list(read_synsets(WORDNET / f"data.{part}"))
+        first_lemma = {s.offset: _readable(re.sub(r"\(.*\)$", "", s.lemmas[0])) for s in synsets}
+        for synset in synsets:
+            category = CATEGORY_NAMES.get(LEXNAMES[synset.lex_file])
+            if category is None or len(synset.gloss) < 12:
                 continue
             labels = [category]
+            hypernyms = [target for symbol, target in synset.pointers if symbol in ("@", "@i")]
             if hypernyms and hypernyms[0] in first_lemma and first_lemma[hypernyms[0]] != category:
                 labels.append(first_lemma[hypernyms[0]])
-            word = _readable(lemmas[0])
-            yield f"{word}: {gloss}", labels, "wordnet"
+            yield f"{_readable(synset.lemmas[0])}: {synset.gloss}", labels, "wordnet"
 
 
 def wordnet_domain_items() -> Iterator[tuple[str, list[str], str]]:
@@ -128,19 +112,13 @@ def wordnet_domain_items() -> Iterator[tuple[str, list[str], str]]:
     first_lemma: dict[str, str] = {}
     tagged = []
     for part in ("noun", "verb", "adj", "adv"):
-        for line in (WORDNET / f"data.{part}").read_text(encoding="latin-1").splitlines():
-            if line.startswith("  ") or "|" not in line:
-                continue
-            head, gloss = line.split("|", 1)
-            fields = head.split()
-            count = int(fields[3], 16)
-            word = _readable(re.sub(r"\(.*\)$", "", fields[4]))
-            first_lemma[fields[0]] = word
-            start = 4 + 2 * count
-            for i in range(int(fields[start])):
-                if fields[start + 1 + 4 * i] == ";c":  # the gloss's "(music)" would give it away
-                    definition = re.sub(r"^\([^)]*\)\s*", "", gloss.strip())
-                    tagged.append((f"{word}: {definition}", fields[start + 2 + 4 * i]))
+        for synset in read_synsets(WORDNET / f"data.{part}"):
+            word = _readable(re.sub(r"\(.*\)$", "", synset.lemmas[0]))
+            first_lemma[synset.offset] = word
+            for symbol, target in synset.pointers:
+                if symbol == ";c":  # the gloss's "(music)" would give it away
+                    definition = re.sub(r"^\([^)]*\)\s*", "", synset.gloss)
+                    tagged.append((f"{word}: {definition}", target))
     for text, domain in tagged:
         if domain in first_lemma and len(text) >= 12:
             yield text, [first_lemma[domain]], "wordnet-domains"

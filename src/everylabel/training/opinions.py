@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .wordnet import read_synsets
+
 WORDNET = Path("/usr/share/wordnet")
 
 POSITIVE_SEEDS = (
@@ -84,18 +86,10 @@ def _lemma(word: str) -> str:
 
 def _adjective_synsets() -> dict[str, tuple[list[str], str, list[tuple[str, str]]]]:
     """offset -> (lemmas, gloss, [(pointer symbol, target offset)]) for every adjective synset."""
-    synsets = {}
-    for line in (WORDNET / "data.adj").read_text(encoding="latin-1").splitlines():
-        if line.startswith("  ") or "|" not in line:
-            continue
-        head, gloss = line.split("|", 1)
-        fields = head.split()
-        count = int(fields[3], 16)
-        lemmas = [_lemma(fields[4 + 2 * i]) for i in range(count)]
-        start = 4 + 2 * count
-        pointers = [(fields[start + 1 + 4 * i], fields[start + 2 + 4 * i]) for i in range(int(fields[start]))]
-        synsets[fields[0]] = (lemmas, gloss.strip(), pointers)
-    return synsets
+    return {
+        s.offset: ([_lemma(w) for w in s.lemmas], s.gloss, s.pointers)
+        for s in read_synsets(WORDNET / "data.adj")
+    }
 
 
 def _first_senses(words: set[str]) -> dict[str, str]:
@@ -166,10 +160,9 @@ def opinion_items(count: int, seed: int = 0) -> Iterator[tuple[str, int]]:
 def neutral_texts(limit: int, seed: int = 0) -> list[str]:
     """Plain definitions of nouns: text that states facts and takes no side."""
     rng = random.Random(seed)
-    lines = [line for line in (WORDNET / "data.noun").read_text(encoding="latin-1").splitlines()
-             if not line.startswith("  ") and "|" in line]  # fmt: skip
-    picked = rng.sample(lines, k=min(limit, len(lines)))
-    return [_split_gloss(line.split("|", 1)[1])[0] for line in picked]
+    synsets = list(read_synsets(WORDNET / "data.noun"))
+    picked = rng.sample(synsets, k=min(limit, len(synsets)))
+    return [_split_gloss(synset.gloss)[0] for synset in picked]
 
 
 def opinion_records(count: int = 20000, neutral_share: float = 0.15, seed: int = 0) -> list[dict[str, Any]]:
