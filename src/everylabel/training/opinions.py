@@ -104,13 +104,16 @@ def _first_senses(words: set[str]) -> dict[str, str]:
     return senses
 
 
-def polar_synsets() -> dict[str, int]:
+def polar_synsets(
+    synsets: dict[str, tuple[list[str], str, list[tuple[str, str]]]] | None = None,
+) -> dict[str, int]:
     """offset -> +1 or -1 for adjective synsets of clear polarity (see the module docstring).
 
     The most frequent sense of each seed word, its "similar to" neighbours (same polarity) and its
-    antonyms (opposite); a synset reached with both polarities is dropped.
+    antonyms (opposite); a synset reached with both polarities is dropped. `synsets`: those of
+    `_adjective_synsets`, when the caller has read them already.
     """
-    synsets = _adjective_synsets()
+    synsets = synsets if synsets is not None else _adjective_synsets()
     seeds = {w: 1 for w in POSITIVE_SEEDS} | {w: -1 for w in NEGATIVE_SEEDS}
     votes: dict[str, set[int]] = {}
     for word, offset in _first_senses(set(seeds)).items():
@@ -133,7 +136,7 @@ def opinion_items(count: int, seed: int = 0) -> Iterator[tuple[str, int]]:
     """(text, polarity +1 / -1) pairs: glosses, WordNet examples, then `count` framed opinions."""
     rng = random.Random(seed)
     synsets = _adjective_synsets()
-    polar = polar_synsets()
+    polar = polar_synsets(synsets)
     words: dict[int, list[str]] = {1: [], -1: []}
     for offset, sign in sorted(polar.items()):
         lemmas, gloss, _ = synsets[offset]
