@@ -31,9 +31,9 @@ bench-data: $(STAMP)
 default-model: $(STAMP)
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
 	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
-		--eval-size 1000 --limit-per-source 40000 --documents-per-source 8000 --opinions 20000
+		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000
 	$(BIN)/everylabel train recipes/default-model.yaml
-	$(BIN)/python recipes/package_default_model.py runs/default-model/best
+	$(BIN)/python recipes/package_default_model.py runs/default-model/final
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -30,7 +30,13 @@ def main(source: str) -> int:
     (TARGET / "everylabel_adapter.json").write_text(json.dumps(meta, indent=2))
     config = json.loads((TARGET / "config.json").read_text())
     config["encoder_model_name"] = meta["base"]
+    config["encoder_config"]["_name_or_path"] = meta["base"]  # not the training machine's folder
     (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    adapter_config = TARGET / "adapter" / "adapter_config.json"
+    settings = json.loads(adapter_config.read_text())
+    settings["base_model_name_or_path"] = meta["base"]
+    adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    (TARGET / "adapter" / "README.md").unlink(missing_ok=True)  # peft's model-card template
     print(f"default model: {size / 2**20:.2f} MiB copied to {TARGET}")
     return 0
 

@@ -22,6 +22,28 @@ class FeaturesProjector(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.dropout(self.act(self.linear_1(features))))
 
+    @torch.no_grad()
+    def init_identity(self) -> None:
+        """Make the projector the identity map (outside dropout): x -> [x, -x] -> act -> a(x) - a(-x) = x.
+
+        Exact for activations of the form x * g(x) with g(x) + g(-x) = 1 (relu, gelu, its tanh form,
+        silu), and needs hidden_size = 2 x the input width.
+        """
+        width = self.linear_1.in_features
+        if self.linear_1.out_features != 2 * width:
+            raise ValueError(
+                f"hidden_size: an identity projector needs 2 x {width} = {2 * width}, "
+                f"not {self.linear_1.out_features}"
+            )
+        probe = torch.linspace(-6, 6, 101)
+        if not torch.allclose(self.act(probe) - self.act(-probe), probe, atol=1e-4):
+            raise ValueError("projector_hidden_act: a(x) - a(-x) is not x, so no identity projector")
+        eye = torch.eye(width, dtype=self.linear_1.weight.dtype, device=self.linear_1.weight.device)
+        self.linear_1.weight.copy_(torch.cat([eye, -eye], dim=0))  # (2 * width, width)
+        self.linear_2.weight.copy_(torch.cat([eye, -eye], dim=1))  # (width, 2 * width)
+        self.linear_1.bias.zero_()
+        self.linear_2.bias.zero_()
+
 
 class BiLSTMEncoder(nn.Module):
     """A bidirectional LSTM over the real tokens of each row; output width = 2 * half_size."""

@@ -33,6 +33,9 @@ class TrainConfig:
     train_data: str
     output_dir: str
     model_options: dict[str, Any] = field(default_factory=dict)  # GLiClass config keys for a new model
+    # "identity": a new model's text and label projectors start as the identity map (hidden_size must be
+    # twice the backbone width), so the head starts from the backbone's own geometry
+    head_init: Literal["random", "identity"] = "random"
     eval_data: str | None = None
     descriptions: str | None = None
     skip_invalid: bool = False

@@ -44,15 +44,26 @@ class TrainResult:
     last_eval: dict[str, float] | None
 
 
-def load_or_create(source: str, options: dict[str, Any]) -> tuple[GLiClassModel, Any]:
+def load_or_create(
+    source: str, options: dict[str, Any], head_init: str = "random"
+) -> tuple[GLiClassModel, Any]:
     """A GLiClass checkpoint as it is, or a new model on a backbone (with `options` as config keys)."""
     config_file = Path(resolve_path(source)) / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass":
         if options:
             raise TrainConfigError("model_options: only for a new model; the checkpoint has its own config")
+        if head_init != "random":
+            raise TrainConfigError("head_init: only for a new model; the checkpoint has its own head")
         model, tokenizer = load_model(source)
         return model, tokenizer
-    return create_model(source, **options)  # records a packaged backbone by its portable name
+    model, tokenizer = create_model(source, **options)  # records a packaged backbone by its portable name
+    if head_init == "identity":
+        try:
+            model.model.text_projector.init_identity()
+            model.model.classes_projector.init_identity()
+        except ValueError as error:
+            raise TrainConfigError(f"head_init: identity: {error}") from None
+    return model, tokenizer
 
 
 class Trainer:
@@ -73,7 +84,7 @@ class Trainer:
             raise TrainConfigError("precision: fp16 needs CUDA; use bf16 or fp32 on the CPU")
         torch.manual_seed(config.seed)
         if model is None:
-            model, tokenizer = load_or_create(config.model, config.model_options)
+            model, tokenizer = load_or_create(config.model, config.model_options, config.head_init)
         self.multi_label = config.problem_type == "multi_label"
         model.config.problem_type = (
             "multi_label_classification" if self.multi_label else "single_label_classification"
