@@ -10,6 +10,7 @@ import torch
 from everylabel.modeling.layers import FeaturesProjector
 from everylabel.training.config import TrainConfigError, config_from_dict
 from everylabel.training.trainer import Trainer
+from tests.backbones import HIDDEN
 from tests.toy import write_toy
 
 
@@ -44,15 +45,15 @@ def make_config(backbone: Path, tmp_path: Path, **overrides):
 
 def test_new_model_starts_with_identity_projectors(backbone_dir, tmp_path: Path) -> None:
     backbone = backbone_dir("bert")
-    width = 32  # tests.backbones.HIDDEN
+    width = HIDDEN
     model_options = {"hidden_size": 2 * width, "pooling_strategy": "avg", "scorer_type": "simple"}
     trainer = Trainer(make_config(backbone, tmp_path, model_options=model_options, head_init="identity"))
     head = trainer.model.model
     x = torch.randn(3, width)
     for projector in (head.text_projector, head.classes_projector):
         assert torch.allclose(projector.eval()(x), x, atol=1e-5)
-    random = Trainer(make_config(backbone, tmp_path / "r", model_options=model_options))
-    assert not torch.allclose(random.model.model.text_projector.eval()(x), x, atol=1e-2)
+    plain = Trainer(make_config(backbone, tmp_path / "r", model_options=model_options))
+    assert not torch.allclose(plain.model.model.text_projector.eval()(x), x, atol=1e-2)
 
 
 def test_head_init_errors_name_the_key(backbone_dir, tmp_path: Path) -> None:
