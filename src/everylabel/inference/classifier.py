@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -19,68 +19,32 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..config import GLiClassConfig
+from ..errors import NumericalError
 from ..loading import load_model
 from ..modeling.model import GLiClassModel
 from ..prompt import DescriptionMode, InputBuilder, Pass, Request, RequestPlan, Truncation
-from . import inputs
+from ..runtime import model_max_length, resolve_device, resolve_dtype
+from . import inputs, streaming
 from .batching import collate, plan_batches
 from .results import ClassificationResult, Evidence
 
+__all__ = [
+    "Classifier",
+    "Prepared",
+    "TruncationWarning",
+    "model_max_length",
+    "resolve_device",
+    "resolve_dtype",
+]
+
 Aggregation = Literal["max", "mean"]
 
-# Absolute-position backbones whose position ids start after the padding index.
-_POSITION_OFFSET_TYPES = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer"})
-# The window of the official pipeline, used for relative-position backbones (DeBERTa-v3).
-_RELATIVE_POSITION_WINDOW = 1024
+# Texts read ahead of the results by `classify_iter`: enough to sort by length and fill batches.
+STREAM_WINDOW = 1024
 
 
 class TruncationWarning(UserWarning):
     """Some texts were cut to fit the model (truncation="warn"); each result says by how much."""
-
-
-def model_max_length(config: GLiClassConfig) -> int:
-    """The longest input the backbone can take: its position table, or 1024 for relative positions."""
-    backbone = config.encoder_config.get_text_config()
-    positions = getattr(backbone, "max_position_embeddings", None)
-    if positions is None or getattr(backbone, "position_biased_input", True) is False:
-        return _RELATIVE_POSITION_WINDOW
-    return int(positions) - (2 if backbone.model_type in _POSITION_OFFSET_TYPES else 0)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto": CUDA when available, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise inputs.InputError(
-            "device", f"{device!r} is not a device (auto, cpu, cuda, cuda:N, ...)"
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise inputs.InputError("device", f"{device!r} asked for, but CUDA is not available here")
-    return resolved
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """ "auto": bf16 (or fp16) on CUDA, fp32 on CPU; names like "bf16", "float16" are accepted."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "fp32": torch.float32,
-        "float32": torch.float32,
-        "bf16": torch.bfloat16,
-        "bfloat16": torch.bfloat16,
-        "fp16": torch.float16,
-        "float16": torch.float16,
-    }
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in names:
-        raise inputs.InputError("dtype", f"{dtype!r} is not one of 'auto', {', '.join(map(repr, names))}")
-    return names[dtype]
 
 
 @dataclass
@@ -99,7 +63,18 @@ class Prepared:
 
 
 class Classifier:
-    """Zero-shot and few-shot classification with a GLiClass model; one encoder pass per text."""
+    """Zero-shot and few-shot classification with a GLiClass model; one encoder pass per text.
+
+    The classifier owns the model it is given: it moves it to `device`, casts it to `dtype` and
+    puts it in eval mode, in place (no copy is made, so a large model is not held twice). A caller
+    who keeps using the same model object sees those changes; `Classifier.from_pretrained` loads a
+    model of its own. One classifier may be called from several threads at once: the stages keep
+    no per-call state on the object, and tokenisation and the label cache are locked.
+
+    `mask_padding`: pool the text over real tokens only (True), so a text's scores never depend on
+    the batch it lands in, or with the padding as the official poolers do (False). Default: as the
+    checkpoint's config records it from everylabel training, else True.
+    """
 
     def __init__(
         self,
@@ -113,7 +88,7 @@ class Classifier:
         max_batch_tokens: int | None = None,
         min_text_tokens: int = 64,
         descriptions: DescriptionMode = "ignore",
-        mask_padding: bool = True,
+        mask_padding: bool | None = None,
     ) -> None:
         inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
         if batch_size < 1:
@@ -140,8 +115,9 @@ class Classifier:
         )
         # Label descriptions reach the model only when asked ("label" slot or "text"): models trained
         # without descriptions, the default model included, lose accuracy with them (docs/benchmarks.md).
-        # True: pool text over real tokens only, so a text's scores never depend on its batch.
-        self.mask_padding = mask_padding
+        self.mask_padding = (
+            config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
+        )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     @classmethod
@@ -172,8 +148,13 @@ class Classifier:
         truncation: Truncation = "warn",
         aggregation: Aggregation = "max",
         overlap: int | None = None,
+        check_threshold_names: bool = True,
     ) -> Prepared:
-        """Validate every argument and lay out all model inputs; raises `InputError` before any work."""
+        """Validate every argument and lay out all model inputs; raises `InputError` before any work.
+
+        A threshold mapping that names a label no text has is an error (a typo, most likely);
+        `check_threshold_names=False` allows it, for texts that come in parts.
+        """
         inputs.check_choice("truncation", truncation, inputs.VALID_TRUNCATION)
         inputs.check_choice("aggregation", aggregation, inputs.VALID_AGGREGATION)
         if not isinstance(multi_label, bool):
@@ -186,7 +167,7 @@ class Classifier:
         label_sets = [labels_ for labels_, _ in label_info]
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
-        thresholds = inputs.normalize_thresholds(threshold, label_sets)
+        thresholds = inputs.normalize_thresholds(threshold, label_sets, check_threshold_names)
         all_requests = inputs.build_requests(text_list, label_sets, prompts, shots)
 
         request_of_text: list[int | None] = []
@@ -220,14 +201,20 @@ class Classifier:
 
     @torch.inference_mode()
     def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_slots: int) -> np.ndarray:
-        """Logits (batch, num_slots) as float32 numpy for one padded batch."""
+        """Logits (batch, num_slots) as float32 numpy for one padded batch.
+
+        Raises `NumericalError` when a logit is inf or nan (float16 overflows on some models).
+        """
         out = self.model(
             input_ids.to(self.device, non_blocking=True),
             attention_mask.to(self.device, non_blocking=True),
             max_num_classes=num_slots,
             mask_padding=self.mask_padding,
         )
-        return out.logits.float().cpu().numpy()
+        logits = out.logits.float().cpu().numpy()
+        if not np.isfinite(logits).all():
+            raise NumericalError(_non_finite_message(self.dtype))
+        return logits
 
     def score(
         self, prepared: Prepared, batch_size: int | None = None, progress: bool | None = None
@@ -248,8 +235,13 @@ class Classifier:
             bar.close()
         return logits
 
-    def decode(self, prepared: Prepared, logits: Sequence[np.ndarray]) -> list[ClassificationResult]:
-        """Scores of every label (windows and groups merged), predictions, and what was cut."""
+    def decode(
+        self, prepared: Prepared, logits: Sequence[np.ndarray], warn: bool = True
+    ) -> list[ClassificationResult]:
+        """Scores of every label (windows and groups merged), predictions, and what was cut.
+
+        With `warn`, a `TruncationWarning` says how many texts were cut (each result says by how much).
+        """
         by_request: list[list[list[np.ndarray]]] = [
             [[] for _ in plan.groups] for plan in prepared.plans
         ]  # request -> group -> windows
@@ -293,14 +285,17 @@ class Classifier:
                 )
             )
             cut_count += plan.cut_tokens > 0
-        if cut_count:
-            warnings.warn(
-                f"{cut_count} of {len(results)} texts were cut to fit {self.max_length} tokens; "
-                "see result.cut_tokens, or use truncation='chunk'",
-                TruncationWarning,
-                stacklevel=3,
-            )
+        if cut_count and warn:
+            self._warn_truncation(cut_count, len(results))
         return results
+
+    def _warn_truncation(self, cut: int, total: int) -> None:
+        warnings.warn(
+            f"{cut} of {total} texts were cut to fit {self.max_length} tokens; "
+            "see result.cut_tokens, or use truncation='chunk'",
+            TruncationWarning,
+            stacklevel=4,
+        )
 
     def classify(
         self,
@@ -341,6 +336,68 @@ class Classifier:
         )
         return self.decode(prepared, self.score(prepared, batch_size, progress))
 
+    def classify_iter(
+        self,
+        texts: Iterable[str],
+        labels: Any,
+        *,
+        multi_label: bool = True,
+        threshold: Any = 0.5,
+        prompt: Any = None,
+        examples: Any = None,
+        truncation: Truncation = "warn",
+        aggregation: Aggregation = "max",
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        window: int = STREAM_WINDOW,
+        progress: bool | None = None,
+    ) -> Iterator[ClassificationResult]:
+        """Classify a stream of texts (any iterable, a generator over a huge file included).
+
+        Yields one result per text in input order, the same results as `classify`, while holding at
+        most `window` texts at a time. `labels`, `prompt`, `threshold` and `examples` take what
+        `classify` takes; a per-text value may also be an iterator, read alongside the texts. Each
+        window is validated before it is scored, so bad input raises `InputError` (naming the
+        text's index in the whole stream) after the results before its window were yielded.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise inputs.InputError("window", f"expected a number of texts >= 1, got {window!r}")
+        args = streaming.StreamArguments(labels=labels, prompt=prompt, threshold=threshold, examples=examples)
+        total = len(texts) if isinstance(texts, Sequence) else None
+        bar = _progress(total, progress)
+        source = iter(texts)
+        offset = cut = 0
+        try:
+            while chunk := streaming.take(source, window):
+                try:
+                    prepared = self.prepare(
+                        chunk,
+                        **args.take(len(chunk), offset),
+                        multi_label=multi_label,
+                        truncation=truncation,
+                        aggregation=aggregation,
+                        overlap=overlap,
+                        check_threshold_names=not args.labels_per_text,
+                    )
+                except inputs.InputError as error:
+                    raise args.renumber(error, offset) from None
+                results = self.decode(prepared, self.score(prepared, batch_size, False), warn=False)
+                for result in results:
+                    result.index += offset
+                    cut += result.truncated
+                    yield result
+                offset += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+            args.check_exhausted(offset)
+        finally:
+            if bar is not None:
+                bar.close()
+        if cut:
+            self._warn_truncation(cut, offset)
+
 
 def _merge(
     groups: list[list[np.ndarray]], plan: RequestPlan, multi_label: bool, aggregation: Aggregation
@@ -371,6 +428,16 @@ def _evidence(names: list[str], windows: np.ndarray, plan: RequestPlan) -> dict[
     return out
 
 
+def _non_finite_message(dtype: torch.dtype) -> str:
+    if dtype == torch.float16:
+        return (
+            "the model's logits overflowed in float16 (inf or nan); load it with dtype='fp32', "
+            "or 'bf16' on a GPU that supports it"
+        )
+    name = str(dtype).replace("torch.", "")
+    return f"the model produced inf or nan logits in {name}; try dtype='fp32'"
+
+
 def _renumber(error: inputs.InputError, request_of_text: list[int | None]) -> inputs.InputError:
     if error.field.startswith("texts[") and error.field.endswith("]"):
         inner = int(error.field[6:-1])
@@ -379,8 +446,9 @@ def _renumber(error: inputs.InputError, request_of_text: list[int | None]) -> in
     return error
 
 
-def _progress(total: int, enabled: bool | None) -> Any:
-    show = enabled if enabled is not None else (sys.stderr.isatty() and total >= 64)
+def _progress(total: int | None, enabled: bool | None) -> Any:
+    """A progress bar on stderr: when asked, or on a terminal for 64 inputs or more (or an unknown count)."""
+    show = enabled if enabled is not None else (sys.stderr.isatty() and (total is None or total >= 64))
     if not show:
         return None
     from tqdm.auto import tqdm

@@ -109,17 +109,19 @@ def _probability(value: Any, field: str) -> float:
     return float(value)
 
 
-def normalize_thresholds(threshold: Any, label_sets: Sequence[list[Label]]) -> list[dict[str, float]]:
+def normalize_thresholds(
+    threshold: Any, label_sets: Sequence[list[Label]], check_names: bool = True
+) -> list[dict[str, float]]:
     """A threshold per text and label, from one number, one per text, or a mapping label -> number.
 
     With a mapping, labels it does not name keep the default 0.5; naming a label that is not a
-    candidate of any text is an error (most likely a typo).
+    candidate of any text is an error (most likely a typo) unless `check_names` is False.
     """
     count = len(label_sets)
     if isinstance(threshold, Mapping):
         known = {label.name for labels in label_sets for label in labels}
         for key, value in threshold.items():
-            if key not in known:
+            if check_names and key not in known:
                 raise InputError(f"threshold[{key!r}]", "is not a candidate label")
             _probability(value, f"threshold[{key!r}]")
         return [

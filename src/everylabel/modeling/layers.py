@@ -76,11 +76,19 @@ class LayerwiseAttention(nn.Module):
         self.W2 = nn.Linear(num_layers // 2, num_layers)
         self.output_projection = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, layer_states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, layer_states: tuple[torch.Tensor, ...] | list[torch.Tensor], mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Fuse the layers; `mask` (batch, seq) averages the squeeze over real tokens only."""
         if len(layer_states) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} layer outputs, got {len(layer_states)}")
         stacked = torch.stack(tuple(layer_states), dim=1)  # (batch, K, seq, hidden)
-        z = self.squeeze(stacked).squeeze(-1).mean(dim=2)  # (batch, K)
+        squeezed = self.squeeze(stacked).squeeze(-1)  # (batch, K, seq)
+        if mask is None:  # the official squeeze averages over padding too
+            z = squeezed.mean(dim=2)  # (batch, K)
+        else:
+            weights = mask.unsqueeze(1).to(squeezed.dtype)  # (batch, 1, seq)
+            z = (squeezed * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1)
         s = torch.sigmoid(self.W2(F.relu(self.W1(z))))  # (batch, K)
         fused = (stacked * s[:, :, None, None]).sum(dim=1)  # (batch, seq, hidden)
         return self.output_projection(fused)

@@ -20,7 +20,9 @@ def focal_loss_with_logits(
     non-positive gamma turns that factor off, which leaves plain binary cross-entropy.
     """
     valid = targets != ignore_index
-    targets = targets.to(logits.dtype)
+    # Ignored slots hold `ignore_index`; give them a harmless target before any maths, or a
+    # fractional gamma turns (1 - p_t) < 0 into nan, and nan * 0 is still nan.
+    targets = torch.where(valid, targets, torch.zeros_like(targets)).to(logits.dtype)
     if label_smoothing:
         targets = targets * (1 - label_smoothing) + 0.5 * label_smoothing
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * valid
@@ -52,14 +54,20 @@ def multi_label_loss(
     return total if reduction == "sum" else total / valid.sum().clamp(min=1)
 
 
-def single_label_loss(logits: torch.Tensor, targets: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+def single_label_loss(
+    logits: torch.Tensor, targets: torch.Tensor, label_mask: torch.Tensor, ignore_index: int = -100
+) -> torch.Tensor:
     """Cross-entropy over the real label slots only.
 
-    `targets` is (batch,) class indices, or (batch, num_labels) one-hot / soft scores.
+    `targets` is (batch,) class indices, `ignore_index` for a row without its true label among the
+    candidates (it adds nothing), or (batch, num_labels) one-hot / soft scores.
     """
     masked = logits.float().masked_fill(~label_mask.bool(), torch.finfo(torch.float32).min)
     if targets.dim() == 1:
-        return F.cross_entropy(masked, targets.long())
+        kept = targets != ignore_index
+        if not kept.any():  # every row ignored: a zero that still reaches every parameter's graph
+            return logits.float().sum() * 0.0
+        return F.cross_entropy(masked, targets.long(), ignore_index=ignore_index)
     log_probs = masked.log_softmax(dim=-1).masked_fill(~label_mask.bool(), 0.0)
     return -(log_probs * targets.float()).sum(dim=-1).mean()
 

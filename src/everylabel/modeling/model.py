@@ -118,7 +118,7 @@ class GLiClassModel(GLiClassPreTrainedModel):
         output_hidden_states: bool = False,
         output_text_embeddings: bool = False,
         output_class_embeddings: bool = False,
-        mask_padding: bool = False,
+        mask_padding: bool | None = None,
         **_: Any,
     ) -> GLiClassOutput:
         """Score the labels of each row.
@@ -127,10 +127,13 @@ class GLiClassModel(GLiClassPreTrainedModel):
         [0, 1] with `ignore_index` for slots to skip; single-label class indices (batch,) or
         one-hot / soft targets (batch, num_slots). max_num_classes: label slots in the logits
         (default from `config.max_labels_alloc`; "dynamic" = the most labels in any row).
-        mask_padding: pool the text over real tokens only; the official model includes padding.
+        mask_padding: pool over real tokens only (True) or with padding as the official model does
+        (False); default: as the config records it from training, else False (the official logits).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if mask_padding is None:
+            mask_padding = self.config.pooling_mask_padding(default=False)
         out, loss, all_layers = self.model(
             input_ids,
             attention_mask,

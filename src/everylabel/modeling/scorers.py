@@ -1,7 +1,8 @@
 """Scorers: text vector(s) and label vectors -> one logit per label, registered by name.
 
 Every scorer takes `text` (batch, hidden) — or (batch, seq, hidden) for "cross-attn" — and
-`labels` (batch, num_labels, hidden), plus the text mask, and returns (batch, num_labels).
+`labels` (batch, num_labels, hidden), plus the text mask and, when padded label slots must not
+take part (batch independence), the label mask; it returns (batch, num_labels).
 Parameter names match the official state dict (`model.scorer.*`).
 """
 
@@ -32,7 +33,13 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
 class DotScorer(nn.Module):
     """ "simple": the dot product of the text vector with each label vector."""
 
-    def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        text_mask: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return torch.einsum("bd,bkd->bk", text, labels)
 
 
@@ -47,7 +54,13 @@ class WeightedDotScorer(nn.Module):
             nn.Linear(hidden * 3, hidden * 4), nn.Dropout(dropout), nn.ReLU(), nn.Linear(hidden * 4, 1)
         )
 
-    def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        text_mask: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         batch, num_labels, hidden = labels.shape
         t = self.proj_text(text).view(batch, 1, 2, hidden).expand(batch, num_labels, 2, hidden)
         lab = self.proj_label(labels).view(batch, num_labels, 2, hidden)
@@ -62,7 +75,13 @@ class MLPScorer(nn.Module):
         super().__init__()
         self.mlp = _mlp([hidden * 2, mlp_hidden, mlp_hidden // 2, 1], nn.ReLU)
 
-    def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        text_mask: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         t = text.unsqueeze(1).expand_as(labels)  # (batch, num_labels, hidden)
         return self.mlp(torch.cat([t, labels], dim=-1)).squeeze(-1)
 
@@ -78,9 +97,17 @@ class HopfieldScorer(nn.Module):
         self.mlp = _mlp([hidden, mlp_hidden, mlp_hidden // 2, 1], nn.ReLU)
         self.beta = beta
 
-    def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        text_mask: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         t = text.unsqueeze(1)  # (batch, 1, hidden)
         attn = torch.bmm(self.q_proj(labels), self.k_proj(t).transpose(1, 2)) * self.beta  # (b, k, 1)
+        if label_mask is not None:  # padded label slots out of the softmax; the official one has them
+            attn = attn.masked_fill(~label_mask.bool().unsqueeze(-1), torch.finfo(attn.dtype).min)
         attn = attn.softmax(dim=1)  # over labels
         return self.mlp(labels + attn * self.v_proj(t)).squeeze(-1)
 
@@ -101,7 +128,13 @@ class CrossAttnScorer(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.score_mlp = _mlp([hidden * 2, mlp_hidden, mlp_hidden // 2, 1], nn.GELU)
 
-    def forward(self, text: torch.Tensor, labels: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        text: torch.Tensor,
+        labels: torch.Tensor,
+        text_mask: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         batch, seq, hidden = text.shape
         num_labels = labels.shape[1]
         heads, head_dim = self.num_heads, hidden // self.num_heads

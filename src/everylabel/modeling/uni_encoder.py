@@ -124,14 +124,22 @@ class UniEncoder(nn.Module):
         )
         return out.last_hidden_state, (out.hidden_states if need_all_layers else None)
 
-    def select_states(self, last: torch.Tensor, all_layers: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
-        """The states the head reads: one chosen layer, the squeeze-excitation fusion, or the last."""
+    def select_states(
+        self,
+        last: torch.Tensor,
+        all_layers: tuple[torch.Tensor, ...] | None,
+        pool_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The states the head reads: one chosen layer, the squeeze-excitation fusion, or the last.
+
+        `pool_mask` (batch, seq): the fusion's squeeze averages over real tokens only.
+        """
         if self.config.encoder_layer_id != -1:
             assert all_layers is not None
             return all_layers[self.config.encoder_layer_id]
         if self.config.squeeze_layers:
-            assert all_layers is not None
-            return self.layer_wise_attention(all_layers[1:])  # the layers' outputs, not the embeddings
+            assert all_layers is not None  # the layers' outputs, not the embeddings
+            return self.layer_wise_attention(all_layers[1:], pool_mask)
         return last
 
     def head(
@@ -145,7 +153,8 @@ class UniEncoder(nn.Module):
         """Label vectors, text vector and logits from one sequence of hidden states (batch, seq, dim).
 
         The official poolers see no mask, so padding takes part in them; that is the default here
-        too, for equal logits. `mask_padding=True` pools real tokens only (batch-independent).
+        too, for equal logits. `mask_padding=True` pools real tokens only and keeps padded label
+        slots out of the scorer, so a row's logits do not depend on its batch.
         """
         cfg = self.config
         label_id, sep_id, _ = cfg.special_token_ids()
@@ -179,7 +188,9 @@ class UniEncoder(nn.Module):
         if cfg.normalize_features:
             text_vectors = text_vectors / (text_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
             label_vectors = label_vectors / (label_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
-        logits = self.scorer(text_vectors, label_vectors, text_mask=text_mask)
+        logits = self.scorer(
+            text_vectors, label_vectors, text_mask=text_mask, label_mask=label_mask if mask_padding else None
+        )
         if cfg.normalize_features:
             logits = logits * self.logit_scale  # used as is, not exponentiated
         return HeadOutput(logits, text_vectors, label_vectors, label_mask)
@@ -199,7 +210,7 @@ class UniEncoder(nn.Module):
                 ignore_index=cfg.ignore_index,
             )
         else:
-            value = losses.single_label_loss(out.logits, labels, out.label_mask)
+            value = losses.single_label_loss(out.logits, labels, out.label_mask, cfg.ignore_index)
         if cfg.contrastive_loss_coef > 0:
             value = value + cfg.contrastive_loss_coef * losses.label_contrastive_loss(
                 out.label_vectors, out.label_mask
@@ -231,6 +242,7 @@ class UniEncoder(nn.Module):
                 total = total + self.loss(out, labels)
             return out, total, all_layers
 
-        out = self.head(self.select_states(last, all_layers), input_ids, attention_mask, slots, mask_padding)
+        states = self.select_states(last, all_layers, attention_mask if mask_padding else None)
+        out = self.head(states, input_ids, attention_mask, slots, mask_padding)
         loss = self.loss(out, labels) if labels is not None else None
         return out, loss, all_layers

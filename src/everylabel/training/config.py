@@ -11,9 +11,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-
-class TrainConfigError(ValueError):
-    """A bad training config; the message names the key."""
+from ..errors import TrainConfigError
 
 
 @dataclass

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class DataError(ValueError):
-    """A bad record; the message is `file:line: field: problem`."""
+from ..errors import DataError
 
 
 @dataclass
