@@ -10,7 +10,14 @@ import torch
 from safetensors.torch import load_file
 
 from everylabel.training.config import RLConfig, TrainConfigError, config_from_dict
-from everylabel.training.ppo import PPOTrainer, exact_match_reward, f1_reward, precision_reward, recall_reward
+from everylabel.training.ppo import (
+    PPOTrainer,
+    exact_match_reward,
+    f1_reward,
+    focal_weights,
+    precision_reward,
+    recall_reward,
+)
 from tests.backbones import minilm_dir
 from tests.toy import write_toy
 
@@ -108,3 +115,70 @@ def test_ppo_config_is_checked(tmp_path: Path) -> None:
         config_from_dict({**base, "cliprange": 1.5}, RLConfig)
     with pytest.raises(TrainConfigError, match="grad_accum"):
         config_from_dict({**base, "grad_accum": 2}, RLConfig)
+
+
+def test_focal_weights_favour_what_the_model_gets_wrong_and_carry_no_gradient() -> None:
+    logits = torch.tensor([[4.0, -4.0, 0.0]], requires_grad=True)
+    probs = torch.sigmoid(logits)
+    gold = torch.tensor([[1.0, 1.0, 0.0]])  # right and confident, wrong and confident, unsure
+    weights = focal_weights(probs, gold, gamma=2.0, alpha=-1.0)
+    assert not weights.requires_grad
+    right, wrong, unsure = weights[0].tolist()
+    assert right < unsure < wrong
+    assert wrong == pytest.approx((1 - float(torch.sigmoid(torch.tensor(-4.0)))) ** 2)
+    alpha = focal_weights(probs, gold, gamma=-1.0, alpha=0.25)
+    assert alpha[0].tolist() == pytest.approx([0.25, 0.25, 0.75])
+
+
+def test_old_log_probabilities_come_with_dropout_off(tmp_path: Path, monkeypatch) -> None:
+    data = write_toy(tmp_path / "train.jsonl", 16)
+    options = {"class_token_pooling": "average", "scorer_type": "mlp", "dropout": 0.3}
+    config = rl_config(tmp_path, data, max_steps=2, inner_iters=2, batch_size=8, model_options=options)
+    trainer = PPOTrainer(config)
+    modes: list[tuple[bool, bool]] = []  # (no_grad, training) at each forward of the policy
+    real_forward = type(trainer.model).forward
+
+    def spy(model, *args, **kwargs):
+        modes.append((not torch.is_grad_enabled(), model.training))
+        return real_forward(model, *args, **kwargs)
+
+    monkeypatch.setattr(type(trainer.model), "forward", spy)
+    trainer.train()
+    sampling = [training for no_grad, training in modes if no_grad]
+    updates = [training for no_grad, training in modes if not no_grad]
+    assert sampling and not any(sampling)  # actions and old log-probs: eval mode
+    assert updates and all(updates)  # the clipped updates: train mode
+
+
+class _SpyScaler:
+    """Stands in for the fp16 GradScaler (CUDA only) and records the order of its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        self.calls.append("scale")
+        return loss * 1024.0
+
+    def unscale_(self, optimizer) -> None:
+        self.calls.append("unscale")
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param.grad.div_(1024.0)
+
+    def step(self, optimizer) -> None:
+        self.calls.append("step")
+        optimizer.step()
+
+    def update(self) -> None:
+        self.calls.append("update")
+
+
+def test_the_policy_loss_is_scaled_before_the_scaler_unscales_it(tmp_path: Path) -> None:
+    data = write_toy(tmp_path / "train.jsonl", 16)
+    trainer = PPOTrainer(rl_config(tmp_path, data, max_steps=2, inner_iters=2, batch_size=8))
+    scaler = _SpyScaler()
+    trainer.scaler = scaler  # type: ignore[assignment]
+    trainer.train()
+    assert scaler.calls == ["scale", "unscale", "step", "update"] * 2

@@ -1,56 +1,22 @@
-"""The supervised trainer on tiny models: learning, exact resume after SIGKILL, checkpoints, logs."""
+"""The supervised trainer on tiny models: learning, schedules, accumulation, pooling, model sources."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
-from everylabel.training.config import TrainConfig, TrainConfigError, config_from_dict, load_config
+from everylabel import Classifier, create_model
+from everylabel.training.config import TrainConfigError, config_from_dict, load_config
 from everylabel.training.trainer import Trainer
 from tests.backbones import minilm_dir
-from tests.toy import write_toy
-
-TOY_MODEL = {"dropout": 0.1, "class_token_pooling": "average", "scorer_type": "mlp",
-             "focal_loss_alpha": -1, "focal_loss_gamma": 0}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def toy_data(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("toy")
-    return write_toy(folder / "train.jsonl", 96, seed=0), write_toy(folder / "eval.jsonl", 48, seed=1)
-
-
-def config(backbone: Path, data: tuple[Path, Path], out: Path, **overrides) -> TrainConfig:
-    options = {
-        "model": str(backbone),
-        "train_data": str(data[0]),
-        "eval_data": str(data[1]),
-        "output_dir": str(out),
-        "model_options": TOY_MODEL,
-        "batch_size": 16,
-        "encoder_lr": 1e-3,
-        "head_lr": 1e-3,
-        "warmup_ratio": 0.0,
-        "log_every": 6,
-        **overrides,
-    }
-    return config_from_dict(options)
-
-
-def logged(out: Path, key: str) -> list[float]:
-    return [
-        row[key] for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if key in row
-    ]
+from tests.training.runs import TOY_MODEL, config, logged
 
 
 def test_loss_falls_and_eval_improves_on_a_toy_task(toy_data, tmp_path: Path) -> None:
@@ -67,42 +33,6 @@ def test_loss_falls_and_eval_improves_on_a_toy_task(toy_data, tmp_path: Path) ->
     assert (tmp_path / "best" / "model.safetensors").exists() and (
         tmp_path / "final" / "config.json"
     ).exists()
-
-
-def test_killed_run_resumes_to_the_same_weights(backbone_dir, toy_data, tmp_path: Path) -> None:
-    common = {"max_steps": 24, "save_every": 4, "keep_checkpoints": 2, "eval_every": 8, "seed": 7}
-    straight = config(backbone_dir("bert"), toy_data, tmp_path / "straight", **common)
-    Trainer(straight).train()
-
-    killed_dir = tmp_path / "killed"
-    cfg_path = tmp_path / "killed.yaml"
-    raw = {
-        **yaml.safe_load(yaml.safe_dump(vars(config(backbone_dir("bert"), toy_data, killed_dir, **common))))
-    }
-    raw["lora"] = None
-    cfg_path.write_text(yaml.safe_dump(raw))
-    script = Path(__file__).with_name("run_slow_training.py")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    child = subprocess.Popen([sys.executable, str(script), str(cfg_path), "0.15"], env=env)
-    deadline = time.time() + 120
-    while not (killed_dir / "checkpoint-8").exists():
-        assert child.poll() is None, "the training process ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    state = json.loads((killed_dir / "checkpoint-8" / "trainer_state.json").read_text())
-    assert state["step"] == 8 and 0 < state["batch_in_epoch"] < 6  # mid-epoch (6 batches an epoch)
-    assert not (killed_dir / "final").exists()
-
-    Trainer(load_config(cfg_path)).train()  # resumes from the newest checkpoint
-    a = load_file(str(tmp_path / "straight" / "final" / "model.safetensors"))
-    b = load_file(str(killed_dir / "final" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert logged(killed_dir, "step") == sorted(logged(killed_dir, "step"))  # no duplicated log lines
-    assert logged(killed_dir, "eval_macro_f1") == logged(tmp_path / "straight", "eval_macro_f1")
-    assert len(list(killed_dir.glob("checkpoint-*"))) == 2  # keep_checkpoints
 
 
 def test_parameter_groups_and_schedule(backbone_dir, toy_data, tmp_path: Path) -> None:
@@ -159,3 +89,48 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(base))
     cfg = load_config(path, ["batch_size=4", "lora.r=4", "head_lr=1e-4"])
     assert cfg.batch_size == 4 and cfg.lora.r == 4 and cfg.head_lr == 1e-4
+
+
+def test_training_pools_as_the_classifier_serves(backbone_dir, toy_data, tmp_path: Path) -> None:
+    options = {**TOY_MODEL, "pooling_strategy": "avg", "dropout": 0.0}
+    for mask_padding in (True, False):
+        out = tmp_path / str(mask_padding)
+        cfg = config(backbone_dir("bert"), toy_data, out, max_steps=1, model_options=options,
+                     mask_padding=mask_padding)  # fmt: skip
+        trainer = Trainer(cfg)
+        batch = trainer.collate(list(range(16)), epoch=0)
+        assert not bool(batch["attention_mask"].all())  # texts of different lengths: padding
+        trainer.model.eval()
+        with torch.no_grad():
+            used = trainer.forward(batch).logits
+            served = trainer.model(**batch, mask_padding=mask_padding).logits
+            other = trainer.model(**batch, mask_padding=not mask_padding).logits
+        assert torch.equal(used, served) and not torch.allclose(used, other, rtol=1e-3, atol=0.0)
+        trainer.train()
+        saved = json.loads((out / "final" / "config.json").read_text())
+        assert saved["mask_padding"] is mask_padding
+        assert Classifier.from_pretrained(out / "final", device="cpu").mask_padding is mask_padding
+
+
+def test_a_hub_gliclass_id_is_trained_as_a_checkpoint(backbone_dir, tmp_path: Path) -> None:
+    """A hub id (here from the local hub cache, offline) of a GLiClass model is not a bare backbone."""
+    model, tokenizer = create_model(backbone_dir("bert"), scorer_type="mlp")
+    snapshot = tmp_path / "hub" / "models--acme--tiny-gliclass" / "snapshots" / ("0" * 40)
+    model.save_pretrained(snapshot)
+    tokenizer.save_pretrained(snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    code = (
+        "from everylabel.training.trainer import load_or_create\n"
+        "from everylabel.errors import TrainConfigError\n"
+        "model, _ = load_or_create('acme/tiny-gliclass', {})\n"
+        "print(type(model).__name__, model.config.scorer_type)\n"
+        "try:\n    load_or_create('acme/tiny-gliclass', {'scorer_type': 'simple'})\n"
+        "except TrainConfigError as error:\n    print(error)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "GLiClassModel mlp"
+    assert lines[1].startswith("model_options: only for a new model")

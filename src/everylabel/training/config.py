@@ -13,6 +13,10 @@ import yaml
 
 from ..errors import TrainConfigError
 
+# Metrics the trainer's evaluation reports; `metric_for_best` names one of them.
+EVAL_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy", "micro_precision", "micro_recall", "loss")
+LOWER_IS_BETTER = frozenset({"loss"})
+
 
 @dataclass
 class LoraOptions:
@@ -53,13 +57,17 @@ class TrainConfig:
     device: str = "auto"
     max_length: int | None = None
     eval_every: int | None = None
-    save_every: int | None = None
+    save_every: int | None = 500  # a checkpoint every N optimizer steps (null: none), for resume
     keep_checkpoints: int = 2
-    metric_for_best: str = "macro_f1"
+    metric_for_best: str = "macro_f1"  # one of EVAL_METRICS; the lowest loss, or the highest of the others
     log_every: int = 10
     seed: int = 42
     group_by_length: bool = True
     freeze_encoder: bool = False
+    # Pool the text over real tokens only, as the Classifier serves by default; recorded in the
+    # model config so a checkpoint is served the way it was trained. False: padding in the mean
+    # (the official poolers).
+    mask_padding: bool = True
     progress: bool | None = None
     shuffle_labels: bool = True
     max_labels: int = 50
@@ -87,6 +95,9 @@ class TrainConfig:
         for key in ("encoder_lr", "head_lr", "encoder_weight_decay", "head_weight_decay"):
             if getattr(self, key) < 0:
                 raise TrainConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.metric_for_best not in EVAL_METRICS:
+            known = ", ".join(map(repr, EVAL_METRICS))
+            raise TrainConfigError(f"metric_for_best: {self.metric_for_best!r} is not one of {known}")
 
 
 @dataclass
@@ -101,7 +112,7 @@ class RLConfig(TrainConfig):
     value_lr: float = 1e-4
     kl_beta: float = 0.0  # weight of the KL to a frozen copy of the starting model (k3 estimator)
     entropy_beta: float = 0.0  # entropy bonus
-    focal_gamma: float = -1.0  # > 0 weights each label's term by p_t ** gamma
+    focal_gamma: float = -1.0  # > 0 weights each label's term by (1 - p_t) ** gamma (hard labels count more)
     focal_alpha: float = -1.0  # >= 0 weights positives by alpha, negatives by 1 - alpha
     actions: Literal["bernoulli", "threshold"] = "bernoulli"
     threshold: float = 0.5

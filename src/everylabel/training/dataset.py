@@ -143,10 +143,13 @@ def epoch_batches(
 class Collator:
     """Training examples -> padded tensors; one model input per example (the first label group)."""
 
-    def __init__(self, builder: InputBuilder, multi_label: bool, pad_id: int) -> None:
+    def __init__(
+        self, builder: InputBuilder, multi_label: bool, pad_id: int, ignore_index: int = -100
+    ) -> None:
         self.builder = builder
         self.multi_label = multi_label
         self.pad_id = pad_id
+        self.ignore_index = ignore_index
 
     def __call__(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
         passes, plans = self.builder.build([e.request for e in examples], "warn")
@@ -168,5 +171,16 @@ class Collator:
             mask[i, : len(row)] = 1
             labels[i, : len(target)] = torch.tensor(target)
         batch = {"input_ids": ids, "attention_mask": mask, "max_num_classes": torch.tensor(slots)}
-        batch["labels"] = labels if self.multi_label else labels.argmax(dim=-1)
+        batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
         return batch
+
+
+def single_label_targets(targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """(batch, slots) scores -> (batch,) the best candidate's index, or `ignore_index` for a row whose
+    true label is not among its candidates (dropped by augmentation, left to another label group,
+    or none given): such a row must not be trained toward an arbitrary slot.
+
+    [[0, 1, 0], [0, 0, 0]] -> [1, ignore_index].
+    """
+    best, index = targets.max(dim=-1)
+    return torch.where(best > 0, index, torch.full_like(index, ignore_index))

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from ..errors import InputError
-from ..inference.classifier import Classifier
 from .config import TrainConfig
 from .data import Record
 from .trainer import Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from ..inference.classifier import Classifier
+
+
+def _precision(dtype: torch.dtype, device: torch.device) -> str:
+    """The autocast that keeps a half-precision model's numerics while fp32 master weights train."""
+    if dtype == torch.bfloat16:
+        return "bf16"
+    if dtype == torch.float16 and device.type == "cuda":
+        return "fp16"
+    return "fp32"
 
 
 def few_shot_fit(
@@ -30,6 +43,10 @@ def few_shot_fit(
 
     `labels` is the label set (default: every label in the examples); `multi_label` defaults to
     False when each example has exactly one label. Other `options` are `TrainConfig` fields.
+
+    Training runs on fp32 master weights (autocast in the classifier's bf16/fp16), so small updates
+    do not round away; afterwards the model is back in its dtype and mode. If training raises, the
+    model is rolled back to its weights before the call. The global torch RNG state is left as it was.
     """
     records = []
     names = (
@@ -49,26 +66,44 @@ def few_shot_fit(
         raise InputError("examples", "no examples given")
     if multi_label is None:
         multi_label = any(len(e["labels"]) != 1 for e in examples)
-    with tempfile.TemporaryDirectory(prefix="everylabel-fit-") as folder:
-        config = TrainConfig(
-            model="(in memory)",
-            train_data="(in memory)",
-            output_dir=folder,
-            problem_type="multi_label" if multi_label else "single_label",
-            epochs=epochs,
-            batch_size=batch_size,
-            encoder_lr=encoder_lr,
-            head_lr=head_lr,
-            seed=seed,
-            device=str(classifier.device),
-            max_length=classifier.max_length,
-            max_labels=max(len(names), 1),
-            progress=options.pop("progress", False),
-            **options,
-        )
-        trainer = Trainer(
-            config, model=classifier.model, tokenizer=classifier.tokenizer, train_records=records
-        )
-        result = trainer.train(resume=False)
-    classifier.model.eval()
+    model = classifier.model
+    dtype, device, was_training = classifier.dtype, classifier.device, model.training
+    before = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
+    config_before = {key: getattr(model.config, key) for key in ("problem_type", "mask_padding")}
+    rng_devices = [device] if device.type == "cuda" else []
+    with (
+        torch.random.fork_rng(devices=rng_devices),
+        tempfile.TemporaryDirectory(prefix="everylabel-fit-") as folder,
+    ):
+        try:
+            torch.nn.Module.to(model, dtype=torch.float32)
+            config = TrainConfig(
+                model="(in memory)",
+                train_data="(in memory)",
+                output_dir=folder,
+                problem_type="multi_label" if multi_label else "single_label",
+                epochs=epochs,
+                batch_size=batch_size,
+                encoder_lr=encoder_lr,
+                head_lr=head_lr,
+                seed=seed,
+                device=str(device),
+                precision=options.pop("precision", _precision(dtype, device)),
+                max_length=classifier.max_length,
+                max_labels=max(len(names), 1),
+                mask_padding=classifier.mask_padding,
+                save_every=options.pop("save_every", None),
+                progress=options.pop("progress", False),
+                **options,
+            )
+            trainer = Trainer(config, model=model, tokenizer=classifier.tokenizer, train_records=records)
+            result = trainer.train(resume=False)
+        except BaseException:
+            model.load_state_dict(before)
+            for key, value in config_before.items():
+                setattr(model.config, key, value)
+            raise
+        finally:
+            torch.nn.Module.to(model, dtype=dtype)
+            model.train(was_training)
     return result

@@ -3,7 +3,7 @@
 For each batch: sample actions from the current model, score them with the reward components,
 subtract a baseline (the batch mean or a learned value head), then run `inner_iters` clipped
 policy updates on the same batch. Options: KL to a frozen copy of the starting model (k3
-estimator), an entropy bonus, focal weighting of each label's term.
+estimator), an entropy bonus, focal weighting of each label's term ((1 - p_t) ** gamma, detached).
 """
 
 from __future__ import annotations
@@ -69,6 +69,23 @@ REWARDS: dict[str, Reward] = {
 }
 
 
+def focal_weights(probs: torch.Tensor, gold: torch.Tensor, gamma: float, alpha: float) -> torch.Tensor:
+    """Per-label weights of the policy terms, as in the focal loss; no gradient flows through them.
+
+    (1 - p_t) ** gamma for gamma > 0, where p_t is the probability the model gives the gold answer:
+    labels it already gets right weigh less. alpha >= 0 weights positives by alpha, negatives by
+    1 - alpha. probs, gold: (batch, labels) -> (batch, labels).
+    """
+    probs, gold = probs.detach(), gold.detach()
+    weights = torch.ones_like(probs)
+    if gamma > 0:
+        p_t = probs * gold + (1 - probs) * (1 - gold)
+        weights = weights * (1 - p_t) ** gamma
+    if alpha >= 0:
+        weights = weights * (alpha * gold + (1 - alpha) * (1 - gold))
+    return weights
+
+
 class ValueHead(nn.Module):
     """Predicts an example's expected reward from its text vector (the learned baseline)."""
 
@@ -120,7 +137,11 @@ class PPOTrainer(Trainer):
         cfg = self.config
         targets = batch.pop("labels").float()
         with torch.no_grad():
-            out = self.forward({**batch, "output_text_embeddings": True})
+            self.model.eval()  # actions and old log-probabilities from the policy itself, dropout off
+            try:
+                out = self.forward({**batch, "output_text_embeddings": True})
+            finally:
+                self.model.train()
             logits = out.logits.float()
             mask = out.label_mask.to(logits.dtype)
             probs = torch.sigmoid(logits)
@@ -159,11 +180,7 @@ class PPOTrainer(Trainer):
             per_label = -torch.min(ratio * advantages, clipped * advantages)
             probs = torch.sigmoid(logits)
             gold = (targets >= 0.5).to(logits.dtype)
-            if cfg.focal_gamma > 0:
-                p_t = probs * gold + (1 - probs) * (1 - gold)
-                per_label = per_label * p_t**cfg.focal_gamma
-            if cfg.focal_alpha >= 0:
-                per_label = per_label * (cfg.focal_alpha * gold + (1 - cfg.focal_alpha) * (1 - gold))
+            per_label = per_label * focal_weights(probs, gold, cfg.focal_gamma, cfg.focal_alpha)
             valid = mask.sum().clamp(min=1)
             loss = (per_label * mask).sum() / len(targets)
             entropy = -(probs * F.logsigmoid(logits) + (1 - probs) * F.logsigmoid(-logits))
@@ -174,8 +191,8 @@ class PPOTrainer(Trainer):
                 delta = reference_log_probs - log_probs
                 kl = ((torch.exp(delta) - delta - 1) * mask).sum() / valid  # k3 estimator of KL(pi || ref)
                 loss = loss + cfg.kl_beta * kl
-                totals["kl"] += float(kl)
-            loss.backward()
+                totals["kl"] += float(kl.detach())
+            self.backward(loss)  # scaled under fp16, unscaled again by the optimizer step
             self.optimizer_step()
             iterations += 1
             totals["loss"] += float(loss.detach())
@@ -201,4 +218,4 @@ class PPOTrainer(Trainer):
             self.value_head.load_state_dict(
                 load_file(str(folder / "value_head.safetensors"), device=str(self.device))
             )
-            self.value_optimizer.load_state_dict(torch.load(folder / "value_optimizer.pt", weights_only=True))
+            self.value_optimizer.load_state_dict(self.load(folder / "value_optimizer.pt"))

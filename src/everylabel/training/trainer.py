@@ -22,14 +22,17 @@ from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import PretrainedConfig
 
 from ..config import GLiClassConfig
 from ..evaluation.metrics import f1_scores
-from ..inference.classifier import model_max_length, resolve_device
-from ..loading import create_model, load_model, resolve_path
+from ..loading import create_model, load_model
 from ..modeling.model import GLiClassModel
+from ..paths import resolve_path
 from ..prompt import InputBuilder
-from .config import TrainConfig, TrainConfigError
+from ..runtime import model_max_length, resolve_device
+from . import checkpoints
+from .config import LOWER_IS_BETTER, TrainConfig, TrainConfigError
 from .data import Record, load_descriptions, load_records
 from .dataset import Augment, Collator, TrainingSet, epoch_batches
 from .lora import apply_lora, export_model
@@ -44,12 +47,24 @@ class TrainResult:
     last_eval: dict[str, float] | None
 
 
+def is_gliclass_checkpoint(source: str) -> bool:
+    """Whether a local folder or a hub id holds a GLiClass checkpoint (its config.json says so)."""
+    path = Path(resolve_path(source))
+    if path.is_dir():
+        config_file = path / "config.json"
+        return config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass"
+    try:
+        raw, _ = PretrainedConfig.get_config_dict(str(source))
+    except OSError:  # not on the hub (or not reachable): a backbone name, as create_model will say
+        return False
+    return raw.get("model_type") == "GLiClass"
+
+
 def load_or_create(
     source: str, options: dict[str, Any], head_init: str = "random"
 ) -> tuple[GLiClassModel, Any]:
     """A GLiClass checkpoint as it is, or a new model on a backbone (with `options` as config keys)."""
-    config_file = Path(resolve_path(source)) / "config.json"
-    if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass":
+    if is_gliclass_checkpoint(source):
         if options:
             raise TrainConfigError("model_options: only for a new model; the checkpoint has its own config")
         if head_init != "random":
@@ -89,6 +104,8 @@ class Trainer:
         model.config.problem_type = (
             "multi_label_classification" if self.multi_label else "single_label_classification"
         )
+        # Pool as the Classifier serves, and record it so the checkpoint is served the same way.
+        model.config.mask_padding = config.mask_padding
         if config.lora is not None:
             model = apply_lora(model, config.lora)
         if config.freeze_encoder:
@@ -116,6 +133,7 @@ class Trainer:
             descriptions=config.aug_descriptions,
             examples=config.aug_examples,
         )
+        self.data_fingerprint = checkpoints.data_fingerprint(train_records)
         self.train_set = TrainingSet(train_records, augment, descriptions, config.seed)
         self.eval_set = TrainingSet(eval_records, seed=config.seed) if eval_records else None
         self.lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
@@ -123,7 +141,7 @@ class Trainer:
         max_length = config.max_length or model_max_length(gliclass_config)
         builder = InputBuilder(tokenizer, gliclass_config, max_length)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.collator = Collator(builder, self.multi_label, pad)
+        self.collator = Collator(builder, self.multi_label, pad, gliclass_config.ignore_index)
 
         self.optimizer = self._build_optimizer()
         self.batches_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
@@ -205,16 +223,19 @@ class Trainer:
 
     def forward(self, batch: dict[str, Any]) -> Any:
         with self.autocast():
-            return self.model(**batch)
+            return self.model(**batch, mask_padding=self.config.mask_padding)
 
-    def training_batch(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Loss and backward for one micro-batch (scaled for accumulation)."""
-        out = self.forward(batch)
-        loss = out.loss / self.config.grad_accum
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate `loss`, scaled first under fp16 (the optimizer step unscales it)."""
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
+
+    def training_batch(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Loss and backward for one micro-batch (scaled for accumulation)."""
+        out = self.forward(batch)
+        self.backward(out.loss / self.config.grad_accum)
         return {"loss": float(out.loss.detach())}
 
     def optimizer_step(self) -> None:
@@ -234,12 +255,15 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    def train(self, resume: str | bool = "auto") -> TrainResult:
-        """Train to the end; `resume="auto"` continues from the newest checkpoint in output_dir."""
-        checkpoint = self._find_checkpoint(resume)
+    def train(self, resume: str | bool = "auto", force_resume: bool = False) -> TrainResult:
+        """Train to the end; `resume="auto"` continues from the newest checkpoint in output_dir.
+
+        A checkpoint made with another config or other data is refused unless `force_resume`.
+        """
+        checkpoint = checkpoints.find_checkpoint(self.output_dir, resume)
         if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
-        self._trim_log()
+            self.load_checkpoint(checkpoint, force=force_resume)
+        checkpoints.trim_log(self.output_dir / "metrics.jsonl", self.step)
         cfg = self.config
         self.model.train()
         bar = self._progress()
@@ -323,14 +347,17 @@ class Trainer:
             for row, example, mask in zip(logits, examples, out.label_mask, strict=True):
                 names = example.request.labels[: int(mask.sum())]
                 scores = row[: len(names)]
+                # Gold comes from every candidate of the example, shown to the model or not.
+                every = example.request.labels
                 if self.multi_label:
                     predicted.append(
                         {n for n, s in zip(names, torch.sigmoid(scores).tolist(), strict=True) if s >= 0.5}
                     )
-                    gold.append({n for n, t in zip(names, example.targets, strict=True) if t >= 0.5})
+                    gold.append({n for n, t in zip(every, example.targets, strict=True) if t >= 0.5})
                 else:
                     predicted.append({names[int(scores.argmax())]})
-                    gold.append({names[max(range(len(names)), key=lambda j: example.targets[j])]})
+                    best = max(example.targets, default=0.0)
+                    gold.append({every[example.targets.index(best)]} if best > 0 else set())
         self.model.train()
         torch.set_rng_state(rng)
         labels = {label for record in self.eval_set.records for label in record.all_labels}
@@ -343,12 +370,15 @@ class Trainer:
         metrics["step"] = self.step
         self.last_eval = metrics
         self.log({"step": self.step, **{f"eval_{k}": v for k, v in metrics.items() if k != "step"}})
-        value = metrics.get(self.config.metric_for_best)
-        if value is None:
-            raise TrainConfigError(f"metric_for_best: {self.config.metric_for_best!r} is not an eval metric")
-        if self.best_metric is None or value > self.best_metric:
+        name = self.config.metric_for_best
+        value = metrics[name]
+        sign = -1 if name in LOWER_IS_BETTER else 1
+        if self.best_metric is None or sign * value > sign * self.best_metric:
             self.best_metric, self.best_step = value, self.step
-            export_model(self.model, self.tokenizer, self.output_dir / "best")
+            partial = self.output_dir / f".partial-{checkpoints.BEST}"
+            shutil.rmtree(partial, ignore_errors=True)
+            export_model(self.model, self.tokenizer, partial)
+            checkpoints.replace_folder(partial, self.output_dir / checkpoints.BEST)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -369,6 +399,7 @@ class Trainer:
         if self.scaler is not None:
             torch.save(self.scaler.state_dict(), partial / "scaler.pt")
         self.save_extra_state(partial)
+        checkpoints.snapshot_best(self.output_dir, partial)
         trainer_state = {
             "step": self.step,
             "epoch": self.epoch,
@@ -376,11 +407,12 @@ class Trainer:
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "config": asdict(self.config),
+            "data_fingerprint": self.data_fingerprint,
         }
-        (partial / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)  # a killed save never leaves a half-written checkpoint behind
-        self._prune_checkpoints()
+        (partial / checkpoints.STATE_FILE).write_text(json.dumps(trainer_state, indent=2))
+        # A killed save never leaves a half-written checkpoint behind.
+        checkpoints.replace_folder(partial, folder)
+        checkpoints.prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return folder
 
     def save_extra_state(self, folder: Path) -> None:
@@ -389,19 +421,27 @@ class Trainer:
     def load_extra_state(self, folder: Path) -> None:
         """Hook for subclasses with more state (the PPO value model)."""
 
-    def load_checkpoint(self, folder: Path) -> None:
+    def load(self, path: Path) -> Any:
+        """A `torch.save` file of a checkpoint, onto this run's device (a CUDA checkpoint resumes on CPU)."""
+        return torch.load(path, weights_only=True, map_location=self.device)
+
+    def load_checkpoint(self, folder: Path, force: bool = False) -> None:
+        """Continue from `folder`; a checkpoint of another config or data is refused unless `force`."""
+        trainer_state = json.loads((folder / checkpoints.STATE_FILE).read_text())
+        if not force:
+            checkpoints.check_resumable(trainer_state, asdict(self.config), self.data_fingerprint, folder)
         state = load_file(str(folder / "model_state.safetensors"), device=str(self.device))
         self.model.load_state_dict(state, strict=True)
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-        self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-        rng = torch.load(folder / "rng.pt", weights_only=True)
+        self.optimizer.load_state_dict(self.load(folder / "optimizer.pt"))
+        self.scheduler.load_state_dict(self.load(folder / "scheduler.pt"))
+        rng = torch.load(folder / "rng.pt", weights_only=True, map_location="cpu")
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(list(rng["cuda"]))
         if self.scaler is not None and (folder / "scaler.pt").exists():
-            self.scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))
+            self.scaler.load_state_dict(self.load(folder / "scaler.pt"))
         self.load_extra_state(folder)
-        trainer_state = json.loads((folder / "trainer_state.json").read_text())
+        checkpoints.restore_best(self.output_dir, folder)
         self.step = trainer_state["step"]
         self.epoch = trainer_state["epoch"]
         self.batch_in_epoch = trainer_state["batch_in_epoch"]
@@ -409,33 +449,7 @@ class Trainer:
         self.best_step = trainer_state["best_step"]
 
     def checkpoints(self) -> list[Path]:
-        found = [p for p in self.output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-    def _find_checkpoint(self, resume: str | bool) -> Path | None:
-        if resume is False or resume is None:
-            return None
-        if resume is True or resume == "auto":
-            existing = self.checkpoints()
-            return existing[-1] if existing else None
-        path = Path(resume)
-        if not (path / "trainer_state.json").exists():
-            raise TrainConfigError(f"resume: {path} is not a checkpoint folder")
-        return path
-
-    def _prune_checkpoints(self) -> None:
-        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _trim_log(self) -> None:
-        """Drop log lines written after the checkpoint a run resumes from."""
-        path = self.output_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        kept = [
-            line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step
-        ]
-        path.write_text("".join(line + "\n" for line in kept))
+        return checkpoints.list_checkpoints(self.output_dir)
 
     def _progress(self) -> Any:
         show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
