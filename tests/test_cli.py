@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_texts_as_arguments_write_jsonl(capsys, model_dir: str) -> None:
     assert [r["index"] for r in rows] == [0, 1]
     for row in rows:
         assert set(row["scores"]) == {"sports", "politics"}
-        assert all(label in row["scores"] for label in row["labels"])
+        above = [label for label, score in row["scores"].items() if score >= 0.5]
+        assert row["labels"] == sorted(above, key=lambda label: -row["scores"][label])
 
 
 def test_txt_input_and_output_file_in_input_order(capsys, model_dir: str, tmp_path: Path) -> None:
@@ -175,3 +177,90 @@ def test_help_is_fast_and_imports_no_torch() -> None:
     ).stdout
     for option in ("--input", "--labels-file", "--single-label", "--truncation", "--output", "--format"):
         assert option in help_text
+
+
+def test_an_internal_error_exits_1_and_points_to_debug(capsys, model_dir: str, monkeypatch) -> None:
+    from everylabel.inference.classifier import Classifier
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(Classifier, "run", broken)
+    code, out, err = run(capsys, "classify", "a text", "--labels", "a,b", "--model", model_dir)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("everylabel: internal error: RuntimeError: something inside broke")
+    assert "--debug" in err
+    with pytest.raises(RuntimeError, match="something inside broke"):
+        main(["--debug", "classify", "a text", "--labels", "a,b", "--model", model_dir])
+
+
+def test_a_crash_late_in_a_run_keeps_every_finished_line(
+    capsys, model_dir: str, tmp_path: Path, monkeypatch
+) -> None:
+    from everylabel.inference.classifier import Classifier
+
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"text number {i}\n" for i in range(25)))
+    target = tmp_path / "out.jsonl"
+    real_score = Classifier.score
+    calls = []
+
+    def failing_score(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the device fell over")
+        return real_score(self, *args, **kwargs)
+
+    monkeypatch.setattr(Classifier, "score", failing_score)
+    code, _, err = run(capsys, "classify", "--input", str(source), "--labels", "a,b", "--model", model_dir,
+                       "--output", str(target), "--window", "10")  # fmt: skip
+    assert code == 1 and "the device fell over" in err
+    rows = jsonl(target.read_text())
+    assert [r["index"] for r in rows] == list(range(20))  # the two finished windows, all of them
+
+
+def test_results_are_written_before_the_input_ends(model_dir: str, tmp_path: Path) -> None:
+    """A result line appears while later texts are still unread (a pipe that stays open)."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "everylabel",
+            "classify",
+            "--labels",
+            "a,b",
+            "--model",
+            model_dir,
+            "--window",
+            "1",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write("the first text\n")
+    child.stdin.flush()
+    first = json.loads(child.stdout.readline())  # before the second text is even written
+    assert first["index"] == 0
+    child.stdin.write("the second text\n")
+    child.stdin.close()
+    second = json.loads(child.stdout.readline())
+    assert second["index"] == 1 and child.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("command", [["eval", "--model", "gliclass:x", "--dataset", "d.jsonl"],
+                                     ["bench", "throughput", "--model", "x"]])  # fmt: skip
+def test_a_missing_gliclass_package_is_named(capsys, monkeypatch, tmp_path: Path, command: list[str]) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"text": "t", "label": "a"}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "gliclass", None)  # importing it raises ImportError
+    if command[0] == "bench":
+        from everylabel.inference.classifier import Classifier
+
+        monkeypatch.setattr(Classifier, "from_pretrained", lambda *a, **k: None)
+    code, _, err = run(capsys, *command)
+    assert code == 2 and err.count("\n") == 1
+    assert "`gliclass` package" in err and "pip install gliclass" in err

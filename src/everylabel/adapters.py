@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from .config import GLiClassConfig
+from .errors import ConfigError
 from .modeling.model import GLiClassModel
 from .paths import resolve_path
 from .tokenization import load_tokenizer
@@ -119,12 +119,10 @@ def load_adapter(
         ids = torch.tensor(config.special_token_ids())
         encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
     model = GLiClassModel(config, backbone=encoder)
-    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
+    model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
     missing, unexpected = model.load_state_dict(head, strict=False)
     if unexpected or any(not key.startswith(_ENCODER_PREFIX) for key in missing):
-        raise ValueError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
+        raise ConfigError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
     tokenizer = load_tokenizer(
         str(folder), config.encoder_config.model_type, config.special_token_ids(), config.encoder_config
     )

@@ -7,21 +7,22 @@ torch and transformers load when a command runs.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from .cli_io import CliError, read_labels, read_rows, split_rows, write_jsonl_line, write_table_entry
+from .errors import EverylabelError, MissingDependencyError
 
-class CliError(Exception):
-    """A problem with the command line or its input files; printed as one line, exit status 2."""
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="everylabel", description="GLiClass zero-shot text classification.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True)
     classify = commands.add_parser(
         "classify",
@@ -46,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
     classify.add_argument("--max-length", type=int, help="token window (default: the model's)")
     classify.add_argument("--truncation", choices=("warn", "error", "chunk"), default="warn")
-    classify.add_argument("--output", type=Path, help="write JSONL here, one line per input, in input order")
+    classify.add_argument(
+        "--output", type=Path, help="write JSONL here, one line per input, in input order, as results come"
+    )
+    classify.add_argument(
+        "--window", type=int, default=1024, help="texts read ahead of the output (memory stays bounded)"
+    )
     classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
     classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     evaluate = commands.add_parser(
@@ -70,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--multi-label", action="store_true", help="sigmoid scores and a threshold")
     evaluate.add_argument("--threshold", type=float, default=0.5)
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--json", type=Path, help="write the reports (a JSON list) here")
     evaluate.add_argument("--format", choices=("table", "json"), default="table", help="output on stdout")
@@ -127,43 +134,62 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a config key (dotted keys reach into sections); repeatable",
         )
         train.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+        train.add_argument(
+            "--force-resume",
+            action="store_true",
+            help="resume even though the config or data differ from the checkpoint's",
+        )
         train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
     return parser
 
 
+COMMANDS = {
+    "classify": "classify_command",
+    "train": "train_command",
+    "train-rl": "train_command",
+    "eval": "eval_command",
+    "bench": "bench_command",
+    "build-data": "build_data_command",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Exit status: 0 done, 2 a problem the user can fix (one line on stderr),
+    1 an internal error (one line pointing to --debug), 130 interrupted."""
     import warnings
 
     args = build_parser().parse_args(argv)
-    # Deprecation notices from the libraries under us are not the user's business on the command line.
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    command = globals()[COMMANDS[args.command]]
     try:
-        if args.command == "classify":
-            return classify_command(args)
-        if args.command in ("train", "train-rl"):
-            return train_command(args)
-        if args.command == "eval":
-            return eval_command(args)
-        if args.command == "bench":
-            return bench_command(args)
-        if args.command == "build-data":
-            return build_data_command(args)
-    except CliError as error:
+        with warnings.catch_warnings():
+            # This program owns its process: library deprecation notices are not the user's business.
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            return int(command(args))
+    except (EverylabelError, OSError) as error:
+        if args.debug:
+            raise
         print(f"everylabel: error: {error}", file=sys.stderr)
         return 2
-    except ValueError as error:  # InputError and ConfigError name the field and the item
-        print(f"everylabel: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"everylabel: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    except KeyboardInterrupt:
+        print("everylabel: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(
+            f"everylabel: internal error: {type(error).__name__}: {error} (at {Path(where.filename).name}:"
+            f"{where.lineno}; run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def classify_command(args: argparse.Namespace) -> int:
-    texts, row_labels = read_texts(args)
+    rows = read_rows(args)
     shared = read_labels(args)
-    labels = merge_labels(shared, row_labels)
+    per_row = args.input is not None and args.input.suffix.lower() == ".jsonl"
+    texts, labels, shown = split_rows(rows, shared, per_row)
 
     import warnings
 
@@ -180,27 +206,33 @@ def classify_command(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         batch_size=args.batch_size,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncationWarning)
-        results = classifier.classify(
-            texts,
-            labels,
-            multi_label=not args.single_label,
-            threshold=args.threshold,
-            prompt=args.prompt,
-            truncation=args.truncation,
-            progress=args.progress,
-        )
+    output = open(args.output, "w", encoding="utf-8") if args.output is not None else None  # noqa: SIM115
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncationWarning)
+            results = classifier.classify_iter(
+                texts,
+                labels,
+                multi_label=not args.single_label,
+                threshold=args.threshold,
+                prompt=args.prompt,
+                truncation=args.truncation,
+                window=args.window,
+                progress=args.progress,
+            )
+            for result, text in zip(results, shown, strict=True):  # written as soon as input order allows
+                record = result.to_dict()
+                if output is not None:
+                    write_jsonl_line(record, output)
+                if args.format == "table":
+                    write_table_entry(text, record, sys.stdout)
+                elif output is None:
+                    write_jsonl_line(record, sys.stdout)
+    finally:
+        if output is not None:
+            output.close()
     for warning in caught:
         print(f"everylabel: warning: {warning.message}", file=sys.stderr)
-    records = [r.to_dict() for r in results]
-    if args.output is not None:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            write_jsonl(records, handle)
-    if args.format == "table":
-        write_table(texts, records, sys.stdout)
-    elif args.output is None:
-        write_jsonl(records, sys.stdout)
     return 0
 
 
@@ -217,7 +249,7 @@ def eval_command(args: argparse.Namespace) -> int:
     multi = True if args.multi_label else False if args.single_label else None
     reports = []
     for spec in args.model:
-        scorer = build_scorer(spec, device=args.device, batch_size=args.batch_size)
+        scorer = build_scorer(spec, device=args.device, batch_size=args.batch_size, dtype=args.dtype)
         reports.append(evaluate(scorer, data, multi, args.threshold, progress=args.progress))
     if args.format == "json":
         print(json.dumps(reports))
@@ -250,7 +282,13 @@ def bench_command(args: argparse.Namespace) -> int:
         )
     }
     if not args.no_official:
-        from gliclass import GLiClassModel, ZeroShotClassificationPipeline
+        try:
+            from gliclass import GLiClassModel, ZeroShotClassificationPipeline
+        except ImportError:
+            raise MissingDependencyError(
+                "bench: the official pipeline needs the `gliclass` package (pip install gliclass==0.1.21); "
+                "or leave it out with --no-official"
+            ) from None
 
         official_model = GLiClassModel.from_pretrained(args.model).to(device=device, dtype=dtype)
         pipe = ZeroShotClassificationPipeline(
@@ -349,7 +387,7 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"everylabel: warning: skipped {problem}", file=sys.stderr)
     if trainer.skipped:
         print(f"everylabel: warning: {len(trainer.skipped)} invalid records skipped", file=sys.stderr)
-    result = trainer.train(resume=not args.no_resume)
+    result = trainer.train(resume=not args.no_resume, force_resume=args.force_resume)
     summary = {
         "steps": result.steps,
         "best_metric": result.best_metric,
@@ -359,119 +397,6 @@ def train_command(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary))
     return 0
-
-
-def read_texts(args: argparse.Namespace) -> tuple[list[str], list[Any] | None]:
-    """Texts from arguments, --input or stdin; per-row labels from a .jsonl input when present."""
-    sources = bool(args.texts) + (args.input is not None)
-    if sources > 1:
-        raise CliError("give texts as arguments or with --input, not both")
-    if args.texts:
-        return list(args.texts), None
-    if args.input is not None:
-        return read_input_file(args.input, args.text_column)
-    if sys.stdin.isatty():
-        raise CliError("no texts: give them as arguments, with --input FILE, or on standard input")
-    lines = [line.rstrip("\n") for line in sys.stdin]
-    if not lines:
-        raise CliError("no texts on standard input")
-    return lines, None
-
-
-def read_input_file(path: Path, column: str) -> tuple[list[str], list[Any] | None]:
-    if not path.exists():
-        raise CliError(f"--input: {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _read_jsonl(path, column)
-    if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or column not in reader.fieldnames:
-                found = ", ".join(reader.fieldnames or [])
-                raise CliError(f"{path}: no column {column!r} (columns: {found}); use --text-column")
-            return [row[column] or "" for row in reader], None
-    with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle], None
-
-
-def _read_jsonl(path: Path, column: str) -> tuple[list[str], list[Any] | None]:
-    texts: list[str] = []
-    labels: list[Any] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CliError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(column), str):
-                raise CliError(f"{path}:{number}: field {column!r} missing or not a string")
-            texts.append(row[column])
-            labels.append(row.get("labels"))
-    return texts, labels if any(item is not None for item in labels) else None
-
-
-def read_labels(args: argparse.Namespace) -> Any:
-    if args.labels is not None and args.labels_file is not None:
-        raise CliError("give --labels or --labels-file, not both")
-    if args.labels is not None:
-        names = [name.strip() for name in args.labels.split(",")]
-        if not any(names):
-            raise CliError("--labels: no label names given")
-        return names
-    if args.labels_file is not None:
-        if not args.labels_file.exists():
-            raise CliError(f"--labels-file: {args.labels_file} does not exist")
-        text = args.labels_file.read_text(encoding="utf-8")
-        if args.labels_file.suffix.lower() == ".json":
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as error:
-                raise CliError(f"{args.labels_file}: not valid JSON ({error.msg})") from None
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    return None
-
-
-def merge_labels(shared: Any, per_row: list[Any] | None) -> Any:
-    """Shared labels, or one label list per row (rows without their own take the shared ones)."""
-    if per_row is None:
-        if shared is None:
-            raise CliError("no labels: use --labels a,b,c, --labels-file, or a 'labels' field per .jsonl row")
-        return shared
-    merged = []
-    for index, own in enumerate(per_row):
-        if own is None and shared is None:
-            raise CliError(f"input row {index}: no 'labels' field and no --labels given")
-        merged.append(own if own is not None else shared)
-    return merged
-
-
-def write_jsonl(records: list[dict[str, Any]], handle: TextIO) -> None:
-    for record in records:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def write_table(texts: list[str], records: list[dict[str, Any]], handle: TextIO) -> None:
-    """A readable table: each text with its predicted labels and the best scores."""
-    out = io.StringIO()
-    for text, record in zip(texts, records, strict=True):
-        shown = text if len(text) <= 70 else text[:67] + "..."
-        out.write(f"[{record['index']}] {shown}\n")
-        if record.get("empty"):
-            out.write("    (empty text: not scored)\n")
-            continue
-        ranked = sorted(record["scores"].items(), key=lambda item: -item[1])
-        predicted = set(record["labels"])
-        for label, score in ranked[:10]:
-            mark = "*" if label in predicted else " "
-            out.write(f"  {mark} {score:6.3f}  {label}\n")
-        if len(ranked) > 10:
-            out.write(f"    ... {len(ranked) - 10} more labels\n")
-        if record.get("truncated"):
-            out.write(f"    (text cut: {record['cut_tokens']} of {record['text_tokens']} tokens not seen)\n")
-    handle.write(out.getvalue())
 
 
 if __name__ == "__main__":

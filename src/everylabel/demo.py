@@ -19,11 +19,15 @@ LABELS = ["sports", "politics", "cooking", "technology"]
 
 
 def main() -> None:
+    import warnings
+
     import torch
     from transformers.utils import logging
 
     from everylabel import Classifier, create_model
 
+    # This program owns its process: hide peft's notice of a transformers attribute deprecated in v5.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     torch.manual_seed(0)

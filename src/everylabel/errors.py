@@ -32,6 +32,10 @@ class DataError(EverylabelError, ValueError):
     """A bad training record; the message is `file:line: field: problem`."""
 
 
+class NotSupportedError(EverylabelError, NotImplementedError):
+    """A valid option or checkpoint kind that this version cannot run yet; the message names it."""
+
+
 class MissingDependencyError(EverylabelError, ImportError):
     """An optional package that a command needs is not installed; the message says how to get it."""
 

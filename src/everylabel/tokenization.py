@@ -8,6 +8,8 @@ from typing import Any, Final
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
+from .errors import ConfigError
+
 LABEL_TOKEN: Final = "<<LABEL>>"
 SEP_TOKEN: Final = "<<SEP>>"
 EXAMPLE_TOKEN: Final = "<<EXAMPLE>>"
@@ -58,7 +60,7 @@ def load_tokenizer(
         found = tuple(_token_id(tokenizer, t) for t in SPECIAL_TOKENS)
         if found != tuple(expected_ids):
             pairs = ", ".join(f"{t}={f}" for t, f in zip(SPECIAL_TOKENS, found, strict=True))
-            raise ValueError(
+            raise ConfigError(
                 f"tokenizer at {path}: special-token ids ({pairs}) do not match the model config "
                 f"(class/text/example_token_index = {tuple(expected_ids)})"
             )

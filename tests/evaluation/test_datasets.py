@@ -32,6 +32,17 @@ def test_local_jsonl_single_and_multi_label(tmp_path: Path) -> None:
     assert data.multi_label and data.labels == ["x", "z", "y"]
 
 
+def test_local_json_list_pretty_printed(tmp_path: Path) -> None:
+    rows = [{"text": "a", "label": "x"}, {"text": "b", "labels": ["y", "x"]}]
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps(rows, indent=2))  # one list over many lines
+    data = load_named(str(path))
+    assert data.texts == ["a", "b"] and data.gold == [["x"], ["y", "x"]] and data.multi_label
+    path.write_text(json.dumps(rows, indent=2).replace('"b"', "b", 1))
+    with pytest.raises(ValueError, match=r"set.json:\d+: record: not valid JSON"):
+        load_named(str(path))
+
+
 def test_local_csv_and_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "set.csv"
     path.write_text('text,label\n"first, text",sports\nsecond,politics\n')

@@ -114,6 +114,18 @@ def test_eval_command_compares_models_in_one_run(capsys, checkpoint: Path, nli_m
     assert all(0 <= r["metrics"]["macro_f1"] <= 1 for r in reports)
 
 
+def test_eval_command_takes_a_dtype(capsys, checkpoint: Path, dataset: Path) -> None:
+    args = ["eval", "--model", str(checkpoint), "--dataset", str(dataset), "--format", "json"]
+    assert main([*args, "--dtype", "bf16"]) == 0
+    half = json.loads(capsys.readouterr().out)[0]
+    assert main([*args, "--dtype", "fp32"]) == 0
+    full = json.loads(capsys.readouterr().out)[0]
+    assert half["texts"] == full["texts"] == 4
+    assert (half["dtype"], full["dtype"]) == ("bfloat16", "float32")
+    assert main([*args, "--dtype", "fp8"]) == 2
+    assert "dtype: 'fp8' is not one of" in capsys.readouterr().err
+
+
 def test_eval_command_errors(capsys) -> None:
     code = main(["eval", "--model", "x", "--dataset", "nope"])
     err = capsys.readouterr().err

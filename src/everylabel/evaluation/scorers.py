@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..errors import MissingDependencyError
+
 KINDS = ("everylabel", "gliclass", "nli", "embedding")
 
 
@@ -32,18 +34,29 @@ def parse_model(spec: str) -> tuple[str, str]:
     return "everylabel", spec
 
 
-def build_scorer(spec: str, device: str = "auto", batch_size: int = 32, **options: Any) -> Scorer:
-    from ..loading import resolve_path
+def build_scorer(
+    spec: str, device: str = "auto", batch_size: int = 32, dtype: str = "auto", **options: Any
+) -> Scorer:
+    """The scorer a model spec names, on `device` in `dtype` ("auto": bf16/fp16 on a GPU, fp32 on CPU)."""
+    from ..paths import resolve_path
+    from ..runtime import resolve_device, resolve_dtype
 
     kind, name = parse_model(spec)
     path = resolve_path(name) if kind != "everylabel" else name
+    resolved = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, resolved)
     if kind == "everylabel":
-        return EverylabelScorer(path, device, batch_size, **options)
+        return EverylabelScorer(path, str(resolved), batch_size, dtype=torch_dtype, **options)
     if kind == "gliclass":
-        return OfficialScorer(path, device, batch_size)
+        return OfficialScorer(path, str(resolved), batch_size, torch_dtype)
     if kind == "nli":
-        return NLIScorer(path, device, batch_size)
-    return EmbeddingScorer(path, device, batch_size)
+        return NLIScorer(path, str(resolved), batch_size, torch_dtype)
+    return EmbeddingScorer(path, str(resolved), batch_size, torch_dtype)
+
+
+def _name(dtype: Any) -> str | None:
+    """torch.bfloat16 -> "bfloat16" (reported with each evaluation)."""
+    return None if dtype is None else str(dtype).replace("torch.", "")
 
 
 class EverylabelScorer:
@@ -52,32 +65,35 @@ class EverylabelScorer:
 
         self.name = f"everylabel:{path}"
         self.classifier = Classifier.from_pretrained(path, device=device, batch_size=batch_size, **options)
+        self.dtype = _name(self.classifier.dtype)
         self.cut_texts = 0  # texts cut to fit the window (reported with the evaluation)
 
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:
-        import warnings
-
-        from ..inference.classifier import TruncationWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TruncationWarning)
-            results = self.classifier.classify(list(texts), list(labels), multi_label=multi_label)
+        clf = self.classifier
+        prepared = clf.prepare(list(texts), list(labels), multi_label=multi_label)
+        results = clf.decode(prepared, clf.score(prepared), warn=False)  # cut texts are counted instead
         self.cut_texts += sum(r.truncated for r in results)
         return [r.scores if not r.empty else dict.fromkeys(labels, 0.0) for r in results]
 
 
 class OfficialScorer:
-    def __init__(self, path: str, device: str, batch_size: int) -> None:
-        from gliclass import GLiClassModel, ZeroShotClassificationPipeline
+    def __init__(self, path: str, device: str, batch_size: int, dtype: Any = None) -> None:
+        try:
+            from gliclass import GLiClassModel, ZeroShotClassificationPipeline
+        except ImportError:
+            raise MissingDependencyError(
+                "model: gliclass:... needs the official `gliclass` package (pip install gliclass==0.1.21)"
+            ) from None
         from transformers import AutoTokenizer
 
-        from ..inference.classifier import model_max_length, resolve_device
+        from ..runtime import model_max_length
 
         self.name = f"gliclass:{path}"
+        self.dtype = _name(dtype)
         self.batch_size = batch_size
-        model = GLiClassModel.from_pretrained(path)
+        model = GLiClassModel.from_pretrained(path).to(dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        resolved = str(resolve_device(device))
+        resolved = device
         self.pipelines = {
             mode: ZeroShotClassificationPipeline(
                 model,
@@ -109,14 +125,13 @@ class OfficialScorer:
 class NLIScorer:
     """An NLI cross-encoder through transformers' zero-shot pipeline: one forward pass per label."""
 
-    def __init__(self, path: str, device: str, batch_size: int) -> None:
+    def __init__(self, path: str, device: str, batch_size: int, dtype: Any = None) -> None:
         from transformers import pipeline
 
-        from ..inference.classifier import resolve_device
-
         self.name = f"nli:{path}"
+        self.dtype = _name(dtype)
         self.batch_size = batch_size
-        self.pipe = pipeline("zero-shot-classification", model=path, device=resolve_device(device))
+        self.pipe = pipeline("zero-shot-classification", model=path, device=device, dtype=dtype)
 
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:
         import torch
@@ -139,16 +154,15 @@ class EmbeddingScorer:
 
     template = "This text is about {label}."
 
-    def __init__(self, path: str, device: str, batch_size: int) -> None:
+    def __init__(self, path: str, device: str, batch_size: int, dtype: Any = None) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from ..inference.classifier import resolve_device
-
         self.name = f"embedding:{path}"
+        self.dtype = _name(dtype)
         self.batch_size = batch_size
-        self.device = resolve_device(device)
+        self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(path).to(device=device, dtype=dtype).eval()
         self.max_length = min(512, int(getattr(self.model.config, "max_position_embeddings", 512)))
 
     def embed(self, texts: Sequence[str]) -> Any:

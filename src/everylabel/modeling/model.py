@@ -12,6 +12,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 
 from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
+from ..errors import NotSupportedError
 from .uni_encoder import UniEncoder
 
 
@@ -67,12 +68,12 @@ class GLiClassModel(GLiClassPreTrainedModel):
     def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
         super().__init__(config)
         if config.architecture_type not in SUPPORTED_ARCHITECTURES:
-            raise NotImplementedError(
+            raise NotSupportedError(
                 f"architecture_type: {config.architecture_type!r} is not supported yet "
                 f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
             )
         if getattr(config, "use_calibrator", False):
-            raise NotImplementedError("use_calibrator: checkpoints with a calibrator are not supported yet")
+            raise NotSupportedError("use_calibrator: checkpoints with a calibrator are not supported yet")
         self.model = UniEncoder(config, backbone)
         self.post_init()
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..jsonfiles import read_rows
 
 
 @dataclass
@@ -73,38 +74,6 @@ def _check_record(raw: Any) -> Record:
     return Record(text, list(all_labels), targets, prompt, [dict(e) for e in examples])
 
 
-def _raw_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each record of a JSONL file or a JSON list."""
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if path.suffix.lower() == ".jsonl" or not stripped.startswith("["):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: record: not valid JSON ({error.msg})") from None
-        return
-    decoder = json.JSONDecoder()
-    position = text.index("[") + 1
-    while True:
-        while position < len(text) and text[position] in " \t\r\n,":
-            position += 1
-        if position >= len(text):
-            raise DataError(
-                f"{path}:{text.count(chr(10), 0, position) + 1}: file: the JSON list is not closed"
-            )
-        if text[position] == "]":
-            return
-        line_number = text.count("\n", 0, position) + 1
-        try:
-            value, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{line_number}: record: not valid JSON ({error.msg})") from None
-        yield line_number, value
-
-
 def load_records(path: str | os.PathLike[str], skip_invalid: bool = False) -> tuple[list[Record], list[str]]:
     """Every valid record of a file, and the messages of the bad ones.
 
@@ -116,7 +85,7 @@ def load_records(path: str | os.PathLike[str], skip_invalid: bool = False) -> tu
         raise DataError(f"{path}: file does not exist")
     records: list[Record] = []
     problems: list[str] = []
-    for line, raw in _raw_records(path):
+    for line, raw in read_rows(path):
         try:
             records.append(_check_record(raw))
         except ValueError as error:

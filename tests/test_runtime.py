@@ -1,0 +1,58 @@
+"""Device and dtype choices, and the overflow check of half-precision logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from everylabel import Classifier, create_model
+from everylabel.errors import NumericalError
+from everylabel.runtime import resolve_dtype
+
+
+def test_auto_picks_bf16_only_where_the_gpu_has_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+
+    def bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return including_emulation  # an older GPU: bf16 only by emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: _NoDevice())
+    cuda = torch.device("cuda")
+    assert resolve_dtype("auto", cuda) == torch.float16
+    assert asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_dtype("auto", cuda) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("fp16", torch.device("cpu")) == torch.float16
+
+
+class _NoDevice:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def half_classifier(backbone_dir) -> Classifier:
+    model, tokenizer = create_model(backbone_dir("bert"), dropout=0.0)
+    return Classifier(model, tokenizer, device="cpu", dtype="fp16")
+
+
+def test_overflowing_logits_raise_a_clear_error(backbone_dir) -> None:
+    model, tokenizer = create_model(backbone_dir("bert"), dropout=0.0)
+    with torch.no_grad():  # projections large enough that text . label passes float16's 65504
+        model.model.text_projector.linear_2.weight.mul_(1e4)
+        model.model.classes_projector.linear_2.weight.mul_(1e4)
+    clf = Classifier(model, tokenizer, device="cpu", dtype="fp16")
+    with pytest.raises(NumericalError, match=r"overflowed in float16.*dtype='fp32'"):
+        clf.classify(["one text", "two texts"], ["a", "b"])
+
+
+def test_finite_half_precision_logits_pass(half_classifier: Classifier) -> None:
+    results = half_classifier.classify(["one text"], ["a", "b"])
+    assert all(np.isfinite(s) for s in results[0].scores.values())
