@@ -339,7 +339,7 @@ def bench_command(args: argparse.Namespace) -> int:
 def build_data_command(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from .training.corpus import build_records, write_records
+    from .data_recipes.corpus import build_records, write_records
 
     records = build_records(
         args.limit_per_source,

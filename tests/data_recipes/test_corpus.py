@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from everylabel.training import corpus
+from everylabel.data_recipes import corpus
 
 WORDNET_NOUN = (
     "  1 This software and database is being provided\n"
@@ -58,6 +58,20 @@ def test_wordnet_topic_domains_without_the_giveaway(sources) -> None:
     assert list(corpus.wordnet_domain_items()) == [
         ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains")
     ]
+
+
+def test_topic_domains_are_keyed_by_part_of_speech_and_offset(sources) -> None:
+    """The same offset names unrelated synsets in data.noun and data.verb: a domain pointer to a noun
+    takes the noun's lemma, whichever file is read last."""
+    wordnet = corpus.WORDNET
+    (wordnet / "data.verb").write_text(
+        "00471613 38 v 01 pitch 0 000 | throw or toss with a light motion\n"
+        "01234567 38 v 01 slide 0 001 ;c 00471613 n 0000 | (baseball) reach a base by sliding\n"
+    )
+    items = list(corpus.wordnet_domain_items())
+    assert ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains") in items
+    assert ("slide: reach a base by sliding", ["baseball"], "wordnet-domains") in items
+    assert all(labels == ["baseball"] for _, labels, _ in items)
 
 
 def test_debian_sections_and_tags(sources) -> None:

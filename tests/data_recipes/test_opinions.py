@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from everylabel.training import opinions
+from everylabel.data_recipes import opinions
 
 DATA_ADJ = (
     "  1 This software and database is being provided\n"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .opinions import opinion_records
-from .wordnet import read_synsets
+from .wordnet import SynsetKey, read_synsets
 
 WORDNET = Path("/usr/share/wordnet")
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -91,7 +91,7 @@ def wordnet_items() -> Iterator[tuple[str, list[str], str]]:
     """(gloss, [category, hypernym], source) for every WordNet synset with a named category."""
     for part in ("noun", "verb"):
         synsets = list(read_synsets(WORDNET / f"data.{part}"))
-        first_lemma = {s.offset: _readable(re.sub(r"\(.*\)$", "", s.lemmas[0])) for s in synsets}
+        first_lemma = {s.key: _readable(re.sub(r"\(.*\)$", "", s.lemmas[0])) for s in synsets}
         for synset in synsets:
             category = CATEGORY_NAMES.get(LEXNAMES[synset.lex_file])
             if category is None or len(synset.gloss) < 12:
@@ -109,12 +109,12 @@ def wordnet_domain_items() -> Iterator[tuple[str, list[str], str]]:
     "touchdown: a score in American football ..." -> "american football"; about 6,600 glosses
     over about 400 topics (law, music, computer science, baseball, medicine, ...).
     """
-    first_lemma: dict[str, str] = {}
+    first_lemma: dict[SynsetKey, str] = {}  # keyed by (part of speech, offset): offsets repeat across files
     tagged = []
     for part in ("noun", "verb", "adj", "adv"):
         for synset in read_synsets(WORDNET / f"data.{part}"):
             word = _readable(re.sub(r"\(.*\)$", "", synset.lemmas[0]))
-            first_lemma[synset.offset] = word
+            first_lemma[synset.key] = word
             for symbol, target in synset.pointers:
                 if symbol == ";c":  # the gloss's "(music)" would give it away
                     definition = re.sub(r"^\([^)]*\)\s*", "", synset.gloss)

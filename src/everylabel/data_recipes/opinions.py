@@ -85,9 +85,17 @@ def _lemma(word: str) -> str:
 
 
 def _adjective_synsets() -> dict[str, tuple[list[str], str, list[tuple[str, str]]]]:
-    """offset -> (lemmas, gloss, [(pointer symbol, target offset)]) for every adjective synset."""
+    """offset -> (lemmas, gloss, [(pointer symbol, target offset)]) for every adjective synset.
+
+    Only pointers to adjectives are kept: the offsets here are those of data.adj, and an offset of
+    another part of speech names a different synset.
+    """
     return {
-        s.offset: ([_lemma(w) for w in s.lemmas], s.gloss, s.pointers)
+        s.offset: (
+            [_lemma(w) for w in s.lemmas],
+            s.gloss,
+            [(symbol, offset) for symbol, (pos, offset) in s.pointers if pos == "a"],
+        )
         for s in read_synsets(WORDNET / "data.adj")
     }
 
