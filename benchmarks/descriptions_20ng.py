@@ -1,7 +1,6 @@
 """Label descriptions: macro-F1 on 20 Newsgroups with descriptions in the label slot, before the text, or ignored.
 
-No zero-shot everylabel model exists yet, so the model is the few-shot one of
-`fewshot_20ng.py` (fresh MiniLM-L6 GLiClass model, 8 examples per label, label names only,
+The model is the few-shot one of `fewshot_20ng.py` (written before the default model existed) (fresh MiniLM-L6 GLiClass model, 8 examples per label, label names only,
 same seed), then scored on a seeded sample of the test split in each description mode.
 Needs `make bench-data`. Run: .venv/bin/python benchmarks/descriptions_20ng.py [--limit 2000]
 """

@@ -106,7 +106,7 @@ def test_squeeze_layers_checkpoint_runs_on_layer_outputs(backbone_dir, tmp_path:
         fused = F.linear(fused, se.output_projection.weight, se.output_projection.bias)
         expected = model.model.head(fused, inputs["input_ids"], inputs["attention_mask"], slots).logits
         plain = model.model.head(states[-1], inputs["input_ids"], inputs["attention_mask"], slots).logits
-    assert len(states) == model.config.num_encoder_layers
+    assert len(states) == se.W1.in_features == se.W2.out_features == model.config.num_encoder_layers == 2
     assert torch.allclose(got, expected, atol=1e-5)
     assert not torch.allclose(got, plain, atol=1e-3)
 

@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "GLiClassConfig": "everylabel.config",
-    "ConfigError": "everylabel.config",
+    "ConfigError": "everylabel.errors",
+    "EverylabelError": "everylabel.errors",
     "GLiClassModel": "everylabel.modeling.model",
     "GLiClassOutput": "everylabel.modeling.model",
     "load_model": "everylabel.loading",
@@ -33,6 +34,7 @@ __all__ = [
     "ClassificationResult",
     "Classifier",
     "ConfigError",
+    "EverylabelError",
     "Evidence",
     "GLiClassConfig",
     "GLiClassModel",
@@ -47,8 +49,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .config import ConfigError, GLiClassConfig
-    from .errors import InputError
+    from .config import GLiClassConfig
+    from .errors import ConfigError, EverylabelError, InputError
     from .inference.classifier import Classifier, TruncationWarning
     from .inference.labels import Label
     from .inference.results import ClassificationResult, Evidence

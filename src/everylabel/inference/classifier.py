@@ -114,7 +114,7 @@ class Classifier:
             description_mode=descriptions,
         )
         # Label descriptions reach the model only when asked ("label" slot or "text"): models trained
-        # without descriptions, the default model included, lose accuracy with them (docs/benchmarks.md).
+        # without descriptions lost accuracy with them (a few-shot MiniLM model, docs/benchmarks.md).
         self.mask_padding = (
             config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
         )
