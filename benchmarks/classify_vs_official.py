@@ -81,7 +81,7 @@ def main() -> None:
 
     from everylabel import Classifier, create_model
     from everylabel.inference.batching import collate
-    from everylabel.inference.classifier import resolve_dtype
+    from everylabel.runtime import resolve_dtype
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from everylabel import Classifier, InputError, Label, TruncationWarning, create_model
-from everylabel.inference.classifier import model_max_length
+from everylabel.runtime import model_max_length
 from tests import oracle
 
 LABELS = ["sports", "politics", "cooking"]

@@ -268,7 +268,8 @@ def bench_command(args: argparse.Namespace) -> int:
     from transformers.utils import logging
 
     from .evaluation import throughput
-    from .inference.classifier import Classifier, resolve_device, resolve_dtype
+    from .inference.classifier import Classifier
+    from .runtime import resolve_device, resolve_dtype
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()

@@ -28,14 +28,7 @@ from . import inputs, streaming
 from .batching import collate, plan_batches
 from .results import ClassificationResult, Evidence
 
-__all__ = [
-    "Classifier",
-    "Prepared",
-    "TruncationWarning",
-    "model_max_length",
-    "resolve_device",
-    "resolve_dtype",
-]
+__all__ = ["Classifier", "Prepared", "TruncationWarning"]
 
 Aggregation = Literal["max", "mean"]
 
