@@ -14,16 +14,24 @@ from everylabel.evaluation.scorers import EverylabelScorer
 
 
 def test_loading_classifying_and_evaluating_leave_the_filters_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the library changed the warning filters")
+    touched: list[str] = []
 
-    for name in ("catch_warnings", "filterwarnings", "simplefilter", "resetwarnings"):
-        monkeypatch.setattr(warnings, name, forbidden)
-    clf = Classifier.from_pretrained("default", device="cpu")  # a LoRA adapter on its base
-    clf.classify(["The striker scored twice."], ["sports", "politics"])
-    list(clf.classify_iter(iter(["word " * 600]), ["sports", "politics"]))  # warns, filters untouched
-    scorer = EverylabelScorer.__new__(EverylabelScorer)
-    scorer.name, scorer.classifier, scorer.cut_texts = "default", clf, 0
+    def forbidden(name: str):
+        def call(*args: object, **kwargs: object) -> None:
+            touched.append(name)
+            raise AssertionError(f"the library called warnings.{name}")
+
+        return call
+
     data = LabelledSet("tiny", ["word " * 600, "a vote"], [["sports"], ["politics"]], ["sports", "politics"])
-    report = evaluate(scorer, data, progress=False)
+    with monkeypatch.context() as patch:  # undone before pytest reports (it uses the filters itself)
+        for name in ("catch_warnings", "filterwarnings", "simplefilter", "resetwarnings"):
+            patch.setattr(warnings, name, forbidden(name))
+        clf = Classifier.from_pretrained("default", device="cpu")  # a LoRA adapter on its base
+        clf.classify(["The striker scored twice."], ["sports", "politics"])
+        list(clf.classify_iter(iter(["word " * 600]), ["sports", "politics"]))  # warns, filters untouched
+        scorer = EverylabelScorer.__new__(EverylabelScorer)
+        scorer.name, scorer.classifier, scorer.cut_texts = "default", clf, 0
+        report = evaluate(scorer, data, progress=False)
+    assert touched == []
     assert report["truncated_texts"] == 1
