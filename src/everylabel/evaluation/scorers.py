@@ -93,13 +93,12 @@ class OfficialScorer:
         self.batch_size = batch_size
         model = GLiClassModel.from_pretrained(path).to(dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        resolved = device
         self.pipelines = {
             mode: ZeroShotClassificationPipeline(
                 model,
                 tokenizer,
                 classification_type=mode,
-                device=resolved,
+                device=device,
                 progress_bar=False,
                 max_length=model_max_length(model.config),
             )

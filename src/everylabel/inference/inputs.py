@@ -34,6 +34,23 @@ def _is_hierarchy(value: Any) -> bool:
     return isinstance(value, Mapping) and "name" not in value
 
 
+def _one_text_labels(item: Any) -> bool:
+    """An item of `labels` that is one text's own label set (a list or a hierarchy)."""
+    return isinstance(item, list) or _is_hierarchy(item)
+
+
+def labels_per_text(labels: Any) -> bool:
+    """Whether `labels` holds one label set per text rather than one shared set."""
+    is_list = isinstance(labels, Sequence) and not isinstance(labels, str)
+    return is_list and bool(labels) and all(_one_text_labels(item) for item in labels)
+
+
+def examples_per_text(examples: Any) -> bool:
+    """Whether `examples` holds one list (or None) per text rather than one shared list."""
+    is_list = isinstance(examples, Sequence) and not isinstance(examples, str)
+    return is_list and bool(examples) and all(item is None or isinstance(item, list) for item in examples)
+
+
 def normalize_labels(labels: Any, count: int, separator: str = ".") -> list[tuple[list[Label], Any]]:
     """One (labels, hierarchy) per text, from a shared list/hierarchy or one per text."""
     if _is_hierarchy(labels):
@@ -41,7 +58,7 @@ def normalize_labels(labels: Any, count: int, separator: str = ".") -> list[tupl
         return [shared] * count
     if not isinstance(labels, Sequence) or isinstance(labels, str):
         raise InputError("labels", f"expected a list of labels or a hierarchy, got {type(labels).__name__}")
-    per_text = [isinstance(item, list) or _is_hierarchy(item) for item in labels]
+    per_text = [_one_text_labels(item) for item in labels]
     if labels and all(per_text):
         if len(labels) != count:
             raise InputError("labels", f"{len(labels)} label lists for {count} texts; give one per text")
@@ -87,7 +104,7 @@ def normalize_examples(examples: Any, count: int) -> list[tuple[Example, ...]]:
         return [()] * count
     if not isinstance(examples, Sequence):
         raise InputError("examples", f"expected a list, got {type(examples).__name__}")
-    if all(item is None or isinstance(item, list) for item in examples):
+    if examples_per_text(examples):
         if len(examples) != count:
             raise InputError("examples", f"{len(examples)} example lists for {count} texts")
         return [

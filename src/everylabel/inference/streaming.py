@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any, Final, TypeVar
 
 from ..errors import InputError
+from .inputs import examples_per_text, labels_per_text
 
 T = TypeVar("T")
 _END: Final = object()
@@ -29,20 +30,12 @@ def _per_text(name: str, value: Any) -> bool:
     if _is_iterator(value):
         return True
     if name == "labels":
-        items = value if isinstance(value, Sequence) and not isinstance(value, str) else []
-        return bool(items) and all(
-            isinstance(i, list) or (isinstance(i, Mapping) and "name" not in i) for i in items
-        )
+        return labels_per_text(value)
+    if name == "examples":
+        return examples_per_text(value)
     if name == "prompt":
         return value is not None and not isinstance(value, str)
-    if name == "threshold":
-        return isinstance(value, Sequence) and not isinstance(value, str)
-    # examples: one list (or None) per text, or one shared list of examples
-    return (
-        isinstance(value, Sequence)
-        and bool(value)
-        and all(item is None or isinstance(item, list) for item in value)
-    )
+    return isinstance(value, Sequence) and not isinstance(value, str)  # threshold: one per text
 
 
 class StreamArguments:

@@ -8,6 +8,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers.activations import ACT2FN
 
+from .pooling import pool
+
 
 class FeaturesProjector(nn.Module):
     """Linear -> activation -> dropout -> linear, mapping backbone width -> hidden_size -> backbone width."""
@@ -84,11 +86,9 @@ class LayerwiseAttention(nn.Module):
             raise ValueError(f"expected {self.num_layers} layer outputs, got {len(layer_states)}")
         stacked = torch.stack(tuple(layer_states), dim=1)  # (batch, K, seq, hidden)
         squeezed = self.squeeze(stacked).squeeze(-1)  # (batch, K, seq)
-        if mask is None:  # the official squeeze averages over padding too
-            z = squeezed.mean(dim=2)  # (batch, K)
-        else:
-            weights = mask.unsqueeze(1).to(squeezed.dtype)  # (batch, 1, seq)
-            z = (squeezed * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1)
+        # The mean over tokens, as the "avg" text pooling takes it: over padding too without a mask
+        # (the official squeeze), over real tokens only with one. (batch, seq, K) -> (batch, K)
+        z = pool("avg", squeezed.transpose(1, 2), mask)
         s = torch.sigmoid(self.W2(F.relu(self.W1(z))))  # (batch, K)
         fused = (stacked * s[:, :, None, None]).sum(dim=1)  # (batch, seq, hidden)
         return self.output_projection(fused)
