@@ -264,3 +264,14 @@ def test_a_missing_gliclass_package_is_named(capsys, monkeypatch, tmp_path: Path
     code, _, err = run(capsys, *command)
     assert code == 2 and err.count("\n") == 1
     assert "`gliclass` package" in err and "pip install gliclass" in err
+
+
+def test_an_interrupt_exits_130(capsys, model_dir: str, monkeypatch) -> None:
+    from everylabel.inference.classifier import Classifier
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Classifier, "run", interrupted)
+    code, _, err = run(capsys, "classify", "a text", "--labels", "a,b", "--model", model_dir)
+    assert code == 130 and err == "everylabel: interrupted\n"
