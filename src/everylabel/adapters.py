@@ -20,10 +20,17 @@ from .config import GLiClassConfig
 from .errors import ConfigError
 from .modeling.model import GLiClassModel
 from .paths import resolve_path
-from .tokenization import load_tokenizer
+from .tokenization import load_label_tokenizer, load_tokenizer, save_label_tokenizer
 
 ADAPTER_MARKER = "everylabel_adapter.json"
-_ENCODER_PREFIX = "model.encoder_model."
+# The backbones that get LoRA adapters, by attribute of `model.model`, and their adapter folders.
+_ADAPTED = {"encoder_model": "adapter", "label_encoder": "label_adapter"}
+_BACKBONE_PREFIXES = tuple(f"model.{name}." for name in _ADAPTED)
+
+
+def _backbone_names(model: GLiClassModel) -> list[str]:
+    """The text encoder, and a bi-encoder's label encoder."""
+    return list(_ADAPTED) if model.config.is_bi_encoder else ["encoder_model"]
 
 
 def apply_lora(
@@ -34,18 +41,25 @@ def apply_lora(
     target_modules: list[str] | str = "all-linear",
     train_special_tokens: bool = True,
 ) -> GLiClassModel:
-    """Wrap the backbone with LoRA adapters (the head stays fully trainable); returns the model."""
+    """Wrap the backbone(s) with LoRA adapters (the head stays fully trainable); returns the model.
+
+    A bi-encoder's label encoder gets its own adapters; the special-token rows are trained only
+    where the text input has the markers.
+    """
     from peft import LoraConfig, get_peft_model
 
-    tokens = list(model.config.special_token_ids()) if train_special_tokens else None
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=target_modules,
-        trainable_token_indices=tokens,
-    )
-    model.model.encoder_model = get_peft_model(model.model.encoder_model, config)
+    inner: Any = model.model
+    for name in _backbone_names(model):
+        marked = name == "encoder_model" and model.config.uses_label_tokens
+        tokens = list(model.config.special_token_ids()) if train_special_tokens and marked else None
+        config = LoraConfig(
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=target_modules,
+            trainable_token_indices=tokens,
+        )
+        setattr(inner, name, get_peft_model(getattr(inner, name), config))
     return model
 
 
@@ -55,23 +69,27 @@ def is_lora(model: GLiClassModel) -> bool:
 
 def merge_lora(model: GLiClassModel) -> GLiClassModel:
     """Fold the adapters into the backbone weights: a plain model with the official key names."""
-    if is_lora(model):
-        model.model.encoder_model = model.model.encoder_model.merge_and_unload()
+    inner: Any = model.model
+    for name in _backbone_names(model):
+        backbone = getattr(inner, name)
+        if hasattr(backbone, "peft_config"):
+            setattr(inner, name, backbone.merge_and_unload())
     return model
 
 
 def _head_state(model: GLiClassModel) -> dict[str, torch.Tensor]:
     state = {
-        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_ENCODER_PREFIX)
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_BACKBONE_PREFIXES)
     }
-    embeddings = _base_encoder(model).get_input_embeddings().weight
-    ids = torch.tensor(model.config.special_token_ids())
-    state["special_token_embeddings"] = embeddings.detach()[ids].clone()
+    if model.config.uses_label_tokens:
+        embeddings = _base_encoder(model).get_input_embeddings().weight
+        ids = torch.tensor(model.config.special_token_ids())
+        state["special_token_embeddings"] = embeddings.detach()[ids].clone()
     return state
 
 
 def _base_encoder(model: GLiClassModel) -> Any:
-    encoder = model.model.encoder_model
+    encoder: Any = model.model.encoder_model
     return encoder.get_base_model() if is_lora(model) else encoder
 
 
@@ -88,12 +106,16 @@ def save_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     # The resized vocabulary would make peft store the whole embedding matrix; the three new rows
     # are kept in head.safetensors instead (and trained rows in the adapter's token deltas).
-    model.model.encoder_model.save_pretrained(folder / "adapter", save_embedding_layers=False)
+    for name in _backbone_names(model):
+        getattr(model.model, name).save_pretrained(folder / _ADAPTED[name], save_embedding_layers=False)
     save_file(_head_state(model), str(folder / "head.safetensors"))
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    base = base or model.config.encoder_model_name
-    (folder / ADAPTER_MARKER).write_text(json.dumps({"base": base, "format": 1}, indent=2))
+    meta = {"base": base or model.config.encoder_model_name, "format": 1}
+    if model.config.is_bi_encoder:
+        meta["label_base"] = model.config.label_model_name
+        save_label_tokenizer(load_label_tokenizer(model.config), folder)
+    (folder / ADAPTER_MARKER).write_text(json.dumps(meta, indent=2))
     return folder
 
 
@@ -115,17 +137,25 @@ def load_adapter(
     if encoder.get_input_embeddings().num_embeddings != config.vocab_size:
         encoder.resize_token_embeddings(config.vocab_size, mean_resizing=False)
     head = load_file(str(folder / "head.safetensors"))
-    with torch.no_grad():
-        ids = torch.tensor(config.special_token_ids())
-        encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
-    model = GLiClassModel(config, backbone=encoder)
-    model.model.encoder_model = PeftModel.from_pretrained(encoder, folder / "adapter")
+    if config.uses_label_tokens:
+        with torch.no_grad():
+            ids = torch.tensor(config.special_token_ids())
+            encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
+    label_encoder = None
+    if config.is_bi_encoder:
+        label_base = meta.get("label_base") or config.label_model_name
+        if not label_base:
+            raise ConfigError(f"{folder}: a bi-encoder adapter needs its label encoder's name (label_base)")
+        label_encoder = AutoModel.from_pretrained(resolve_path(label_base))
+    model = GLiClassModel(config, backbone=encoder, label_backbone=label_encoder)
+    inner: Any = model.model
+    for name in _backbone_names(model):
+        setattr(inner, name, PeftModel.from_pretrained(getattr(inner, name), folder / _ADAPTED[name]))
     missing, unexpected = model.load_state_dict(head, strict=False)
-    if unexpected or any(not key.startswith(_ENCODER_PREFIX) for key in missing):
+    if unexpected or any(not key.startswith(_BACKBONE_PREFIXES) for key in missing):
         raise ConfigError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")
-    tokenizer = load_tokenizer(
-        str(folder), config.encoder_config.model_type, config.special_token_ids(), config.encoder_config
-    )
+    expected = config.special_token_ids() if config.uses_label_tokens else None
+    tokenizer = load_tokenizer(str(folder), config.encoder_config.model_type, expected, config.encoder_config)
     return model.eval(), tokenizer
 
 
@@ -138,4 +168,6 @@ def export_model(
         return save_adapter(model, tokenizer, folder)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    if model.config.is_bi_encoder:
+        save_label_tokenizer(load_label_tokenizer(model.config), folder)
     return folder

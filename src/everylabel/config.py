@@ -23,7 +23,9 @@ ProblemType = Literal["single_label_classification", "multi_label_classification
 FocalReduction = Literal["mean", "sum"]
 
 # Architectures this version can build; the others are valid config values that get a clear error.
-SUPPORTED_ARCHITECTURES: Final = ("uni-encoder",)
+SUPPORTED_ARCHITECTURES: Final = ("uni-encoder", "bi-encoder", "bi-encoder-fused")
+# Architectures with a separate label encoder (`label_model_name`, `label_model_config`).
+BI_ENCODERS: Final = ("bi-encoder", "bi-encoder-fused")
 
 CONFIG_FORMAT_VERSION: Final = 1
 
@@ -171,6 +173,22 @@ class GLiClassConfig(PretrainedConfig):
         return int(self.encoder_config.get_text_config().hidden_size)
 
     @property
+    def is_bi_encoder(self) -> bool:
+        """A text encoder and a separate label encoder (`bi-encoder`, `bi-encoder-fused`)."""
+        return self.architecture_type in BI_ENCODERS
+
+    @property
+    def uses_label_tokens(self) -> bool:
+        """Whether the text input carries `<<LABEL>>` markers (all but the plain bi-encoder)."""
+        return self.architecture_type != "bi-encoder"
+
+    @property
+    def label_hidden_size(self) -> int:
+        """Width of the label encoder's hidden states (bi-encoders only)."""
+        assert self.label_model_config is not None
+        return int(self.label_model_config.get_text_config().hidden_size)
+
+    @property
     def num_encoder_layers(self) -> int:
         return int(self.encoder_config.get_text_config().num_hidden_layers)
 
@@ -223,6 +241,20 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError(f"hidden_size: {self.hidden_size} must be even for the bidirectional LSTM")
         if self.squeeze_layers and self.num_encoder_layers < 2:
             raise ConfigError("squeeze_layers: needs a backbone with at least 2 layers")
+        if self.is_bi_encoder:
+            self._validate_bi_encoder()
+
+    def _validate_bi_encoder(self) -> None:
+        if self.label_model_config is None:
+            raise ConfigError(
+                f"label_model_name: architecture_type {self.architecture_type!r} needs a label encoder "
+                "(label_model_name and label_model_config)"
+            )
+        if self.pooling_strategy == "pass":
+            raise ConfigError(
+                f"pooling_strategy: 'pass' keeps every token; the {self.architecture_type} scores one "
+                "pooled text vector"
+            )
 
     def pooling_mask_padding(self, default: bool) -> bool:
         """Whether to pool over real tokens only: as recorded in training, else `default`."""

@@ -8,7 +8,8 @@ import torch
 from transformers import AutoConfig, AutoModel, PreTrainedTokenizerBase
 
 from .adapters import is_adapter_folder, load_adapter
-from .config import GLiClassConfig
+from .config import BI_ENCODERS, GLiClassConfig
+from .errors import ConfigError
 from .modeling.model import GLiClassModel
 from .paths import DEFAULT_MODEL_NAME, MINILM_NAME, PathLike, resolve_path
 from .tokenization import add_special_tokens, load_tokenizer
@@ -32,39 +33,52 @@ def load_model(
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
     model = GLiClassModel.from_pretrained(str(path), **kwargs)
     config: GLiClassConfig = model.config
-    tokenizer = load_tokenizer(
-        str(path), config.encoder_config.model_type, config.special_token_ids(), config.encoder_config
-    )
+    expected = config.special_token_ids() if config.uses_label_tokens else None
+    tokenizer = load_tokenizer(str(path), config.encoder_config.model_type, expected, config.encoder_config)
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
 
 
 def create_model(
-    backbone: PathLike, tokenizer: PathLike | None = None, **config_overrides: Any
+    backbone: PathLike,
+    tokenizer: PathLike | None = None,
+    *,
+    label_model: PathLike | None = None,
+    **config_overrides: Any,
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
     """A new GLiClass model on a pretrained backbone (folder or hub id), ready for training.
 
     Adds `<<LABEL>>`, `<<SEP>>`, `<<EXAMPLE>>` to the tokenizer, resizes the embeddings and stores
     the token ids in the config. The head is freshly initialised; `config_overrides` are config keys.
+    With `architecture_type="bi-encoder"` or `"bi-encoder-fused"`, `label_model` is the pretrained
+    label encoder (default: the backbone); the plain bi-encoder's text input has no markers, so its
+    tokenizer gets none.
     """
     name = str(backbone)  # recorded as given: a packaged name stays portable across machines
     backbone = resolve_path(backbone)
     backbone_config = AutoConfig.from_pretrained(backbone)
     tok = load_tokenizer(str(tokenizer or backbone), backbone_config.model_type)
-    label_id, sep_id, example_id = add_special_tokens(tok)
+    architecture = config_overrides.get("architecture_type", "uni-encoder")
     encoder = AutoModel.from_pretrained(str(backbone))
-    if encoder.get_input_embeddings().num_embeddings < len(tok):
-        encoder.resize_token_embeddings(len(tok))
-    vocab = encoder.get_input_embeddings().num_embeddings
+    if architecture != "bi-encoder":
+        ids = add_special_tokens(tok)
+        keys = ("class_token_index", "text_token_index", "example_token_index")
+        config_overrides.update(zip(keys, ids, strict=True))
+        if encoder.get_input_embeddings().num_embeddings < len(tok):
+            encoder.resize_token_embeddings(len(tok))
+    label_encoder = None
+    if architecture in BI_ENCODERS:
+        label_name = str(label_model) if label_model is not None else name
+        label_encoder = AutoModel.from_pretrained(resolve_path(label_name))
+        config_overrides.update(label_model_name=label_name, label_model_config=label_encoder.config)
+    elif label_model is not None:
+        raise ConfigError(f"label_model: only bi-encoders have one, not architecture_type {architecture!r}")
     config = GLiClassConfig(
         encoder_config=encoder.config,
         encoder_model=name,
-        class_token_index=label_id,
-        text_token_index=sep_id,
-        example_token_index=example_id,
-        vocab_size=vocab,
+        vocab_size=encoder.get_input_embeddings().num_embeddings,
         **config_overrides,
     )
-    model = GLiClassModel(config, backbone=encoder)
+    model = GLiClassModel(config, backbone=encoder, label_backbone=label_encoder)
     return model, tok

@@ -8,6 +8,10 @@ every user string is tokenised on its own with special-token matching off, and t
     prompt_first=False: [CLS] text <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt examples [SEP]
     prompt_first=True:  [CLS] <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt text examples [SEP]
     examples:           <<EXAMPLE>>text \\nLabels:\\n l1, l2 ... <<SEP>>
+
+The bi-encoders read label names with their own label encoder: `bi-encoder-fused` keeps the
+layout with bare markers (`<<LABEL>><<LABEL>><<SEP>>`), the plain `bi-encoder` reads only
+`[CLS] prompt text [SEP]` (no markers, no examples) and scores every label against that one text.
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ from .errors import InputError
 
 Truncation = Literal["warn", "error", "chunk"]
 DescriptionMode = Literal["label", "text", "ignore"]
+# What the text input holds of the labels: names after markers, bare markers, or nothing.
+Layout = Literal["names", "markers", "none"]
+
+
+def layout_of(config: GLiClassConfig) -> Layout:
+    if config.architecture_type == "bi-encoder":
+        return "none"
+    return "markers" if config.architecture_type == "bi-encoder-fused" else "names"
+
 
 # Distinct label strings whose token ids are kept; the least recently used go first.
 LABEL_CACHE_SIZE: Final = 65536
@@ -93,12 +106,13 @@ class InputBuilder:
         label_cache_size: int = LABEL_CACHE_SIZE,
     ) -> None:
         self.tokenizer = tokenizer
+        self.layout = layout_of(config)
         self.prompt_first = bool(config.prompt_first)
         self.label_id, self.sep_id, self.example_id = config.special_token_ids()
         self.max_length = max_length
         self.min_text_tokens = min_text_tokens
         self.description_mode = description_mode
-        self.prefix, self.suffix = _wrapping_ids(tokenizer)
+        self.prefix, self.suffix = wrapping_ids(tokenizer)
         self.forbidden = {self.label_id, self.sep_id, self.example_id}
         self._label_cache: OrderedDict[str, list[int]] = OrderedDict()
         self._label_cache_size = label_cache_size
@@ -146,7 +160,8 @@ class InputBuilder:
                     self._label_cache.popitem(last=False)
         return [found[p] for p in pieces]
 
-    def _label_piece(self, name: str, description: str | None) -> str:
+    def label_piece(self, name: str, description: str | None) -> str:
+        """The string the model reads for a label: its name, or "name: description"."""
         if description and self.description_mode == "label":
             return f"{name}: {description}"
         return name
@@ -169,9 +184,19 @@ class InputBuilder:
         passes: list[Pass] = []
         plans: list[RequestPlan] = []
         for i, request in enumerate(requests):
-            labels = self.label_ids(
-                [self._label_piece(n, d) for n, d in zip(request.labels, request.descriptions, strict=True)]
-            )
+            if self.layout == "names":
+                labels = self.label_ids(
+                    [
+                        self.label_piece(n, d)
+                        for n, d in zip(request.labels, request.descriptions, strict=True)
+                    ]
+                )
+            else:  # the label encoder reads the names
+                labels = [[] for _ in request.labels]
+            if request.examples and self.layout == "none":
+                raise InputError(
+                    f"texts[{i}]", "examples: the bi-encoder reads no examples (its text has no labels)"
+                )
             examples: list[int] = []
             if request.examples:
                 for example in request.examples:
@@ -181,7 +206,7 @@ class InputBuilder:
             fixed = len(self.prefix) + len(self.suffix) + len(prompt_ids[request.prompt])
             fixed += len(examples) + len(before_text)
             text = texts_ids[i]
-            plan = self._plan(i, text, labels, fixed, truncation, overlap)
+            plan = self._plan(i, text, labels, len(request.labels), fixed, truncation, overlap)
             if texts_offsets is not None:
                 plan.char_spans = [tuple(span) for span in texts_offsets[i]]
             plans.append(plan)
@@ -189,7 +214,18 @@ class InputBuilder:
             for g, (start, end) in enumerate(plan.groups):
                 block = [t for ids in labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
                 for w, (a, b) in enumerate(plan.windows[g]):
-                    if self.prompt_first:
+                    if self.layout == "none":
+                        ids = self.prefix + prompt + before_text + text[a:b] + self.suffix
+                        if (
+                            joint is not None
+                            and a == 0
+                            and b == len(text)
+                            and request.prompt
+                            and not before_text
+                        ):
+                            joined = self.prefix + joint[i] + self.suffix  # "prompt text", as one string
+                            ids = joined if len(joined) <= self.max_length else ids
+                    elif self.prompt_first:
                         ids = self.prefix + block + prompt + before_text + text[a:b] + examples + self.suffix
                         whole = a == 0 and b == len(text)
                         if joint is not None and whole and request.prompt and not before_text:
@@ -209,6 +245,7 @@ class InputBuilder:
         index: int,
         text: list[int],
         labels: list[list[int]],
+        count: int,
         fixed: int,
         truncation: Truncation,
         overlap: int | None,
@@ -216,7 +253,9 @@ class InputBuilder:
         """Label groups and text windows of one request within the token budget."""
         room = self.max_length - fixed  # for the label block (markers, names, <<SEP>>) and the text
         reserve = min(len(text), self.min_text_tokens)
-        longest = max(len(ids) + 1 for ids in labels) + 1
+        if self.layout == "none":  # no label block: every label is scored against the whole budget
+            labels, room = [], room + 1
+        longest = max((len(ids) + 1 for ids in labels), default=0) + 1
         if room - reserve < longest:
             need = fixed + reserve + longest
             raise InputError(
@@ -224,7 +263,7 @@ class InputBuilder:
                 f"the prompt, examples and longest label need {need} tokens with the text's first "
                 f"{reserve}; the model takes {self.max_length}",
             )
-        groups = _group_labels([len(ids) + 1 for ids in labels], room - reserve)
+        groups = _group_labels([len(ids) + 1 for ids in labels], room - reserve) if labels else [(0, count)]
         windows: list[list[tuple[int, int]]] = []
         cut = 0
         for start, end in groups:
@@ -255,9 +294,10 @@ class InputBuilder:
         return unique, self.encode(unique)[0]
 
     def _joint_prompt_text(self, requests: Sequence[Request]) -> list[list[int]] | None:
-        if not self.prompt_first or not any(r.prompt for r in requests):
+        if not (self.prompt_first or self.layout == "none") or not any(r.prompt for r in requests):
             return None
-        return self.encode([r.prompt + r.text if r.prompt else "" for r in requests])[0]
+        gap = " " if self.layout == "none" else ""  # the bi-encoder's text is f"{prompt} {text}"
+        return self.encode([r.prompt + gap + r.text if r.prompt else "" for r in requests])[0]
 
 
 def _group_labels(sizes: Sequence[int], capacity: int) -> list[tuple[int, int]]:
@@ -295,7 +335,7 @@ def _windows(length: int, size: int, overlap: int | None) -> list[tuple[int, int
         start += stride
 
 
-def _wrapping_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+def wrapping_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after a sequence ([CLS] / [SEP] and the like)."""
     bare = tokenizer("a", add_special_tokens=False)["input_ids"]
     full = tokenizer("a")["input_ids"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 import torch
+from transformers import PretrainedConfig
 
 from .config import GLiClassConfig
 from .errors import InputError
@@ -26,7 +27,17 @@ DTYPE_NAMES: Final = {
 
 def model_max_length(config: GLiClassConfig) -> int:
     """The longest input the backbone can take: its position table, or 1024 for relative positions."""
-    backbone = config.encoder_config.get_text_config()
+    return backbone_max_length(config.encoder_config)
+
+
+def label_max_length(config: GLiClassConfig) -> int:
+    """The longest label a bi-encoder's label encoder can take."""
+    assert config.label_model_config is not None
+    return backbone_max_length(config.label_model_config)
+
+
+def backbone_max_length(backbone_config: PretrainedConfig) -> int:
+    backbone = backbone_config.get_text_config()
     positions = getattr(backbone, "max_position_embeddings", None)
     if positions is None or getattr(backbone, "position_biased_input", True) is False:
         return RELATIVE_POSITION_WINDOW

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Final
 
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from .errors import ConfigError
+from .paths import resolve_path
 
 LABEL_TOKEN: Final = "<<LABEL>>"
 SEP_TOKEN: Final = "<<SEP>>"
 EXAMPLE_TOKEN: Final = "<<EXAMPLE>>"
 SPECIAL_TOKENS: Final = (LABEL_TOKEN, SEP_TOKEN, EXAMPLE_TOKEN)
+
+# Where a bi-encoder checkpoint folder keeps its label encoder's tokenizer.
+LABEL_TOKENIZER_FOLDER: Final = "label_tokenizer"
 
 # Backbones whose published GLiClass checkpoints expect the tokenizer with add_prefix_space=True.
 _PREFIX_SPACE_TYPES: Final = frozenset({"modernbert"})
@@ -88,3 +93,27 @@ def _apply_prefix_space(tokenizer: PreTrainedTokenizerBase) -> None:
 
     if mark(spec.get("pre_tokenizer")):
         backend.pre_tokenizer = Tokenizer.from_str(json.dumps(spec)).pre_tokenizer
+
+
+def load_label_tokenizer(config: Any, folder: str | None = None) -> PreTrainedTokenizerBase:
+    """The label encoder's tokenizer of a bi-encoder: stored with the checkpoint in `folder` (or the
+    folder the model was loaded from), else the one of `config.label_model_name`.
+    """
+    for base in (folder, getattr(config, "_name_or_path", None)):
+        if base and (Path(base) / LABEL_TOKENIZER_FOLDER).is_dir():
+            source = str(Path(base) / LABEL_TOKENIZER_FOLDER)
+            break
+    else:
+        if not config.label_model_name:
+            raise ConfigError("label_model_name: a bi-encoder needs it to find its label tokenizer")
+        source = resolve_path(config.label_model_name)
+    label_type = config.label_model_config.model_type
+    tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_kwargs(label_type))
+    if label_type in _PREFIX_SPACE_TYPES:
+        _apply_prefix_space(tokenizer)
+    return tokenizer
+
+
+def save_label_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> None:
+    """Store a bi-encoder's label tokenizer beside the checkpoint, so it loads offline."""
+    tokenizer.save_pretrained(str(Path(folder) / LABEL_TOKENIZER_FOLDER))

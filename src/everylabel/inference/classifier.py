@@ -24,8 +24,10 @@ from ..loading import load_model
 from ..modeling.model import GLiClassModel
 from ..prompt import DescriptionMode, InputBuilder, Pass, Request, RequestPlan, Truncation
 from ..runtime import model_max_length, resolve_device, resolve_dtype
+from ..tokenization import load_label_tokenizer
 from . import inputs, streaming
 from .batching import collate, plan_batches
+from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
 from .results import ClassificationResult, Evidence
 
 __all__ = ["Classifier", "Prepared", "TruncationWarning"]
@@ -67,6 +69,11 @@ class Classifier:
     `mask_padding`: pool the text over real tokens only (True), so a text's scores never depend on
     the batch it lands in, or with the padding as the official poolers do (False). Default: as the
     checkpoint's config records it from everylabel training, else True.
+
+    Bi-encoders (`bi-encoder`, `bi-encoder-fused`) read label names with their label encoder
+    (`label_tokenizer`, default: the one stored with the checkpoint or of `label_model_name`).
+    Each distinct label is encoded once and kept in an LRU cache of `label_cache_size` labels;
+    `encode_labels` gives those vectors to a caller who wants to store them.
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class Classifier:
         min_text_tokens: int = 64,
         descriptions: DescriptionMode = "ignore",
         mask_padding: bool | None = None,
+        label_tokenizer: PreTrainedTokenizerBase | None = None,
+        label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
     ) -> None:
         inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
         if batch_size < 1:
@@ -112,6 +121,14 @@ class Classifier:
             config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.label_vectors: LabelVectors | None = None
+        if config.is_bi_encoder:
+            self.label_vectors = LabelVectors(
+                model,
+                label_tokenizer if label_tokenizer is not None else load_label_tokenizer(config),
+                self.mask_padding,
+                label_cache_size,
+            )
 
     @classmethod
     def from_pretrained(
@@ -125,6 +142,8 @@ class Classifier:
         """A classifier over a GLiClass checkpoint (local folder or hub id)."""
         resolved = resolve_device(device)
         model, tokenizer = load_model(path, dtype=resolve_dtype(dtype, resolved))
+        if model.config.is_bi_encoder and "label_tokenizer" not in options:
+            options["label_tokenizer"] = load_label_tokenizer(model.config, str(path))
         return cls(model, tokenizer, device=resolved, dtype=dtype, **options)
 
     # -- stages ----------------------------------------------------------------------------------
@@ -193,16 +212,29 @@ class Classifier:
         return plan_batches(lengths, batch_size or self.batch_size, self.max_batch_tokens)
 
     @torch.inference_mode()
-    def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, num_slots: int) -> np.ndarray:
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        num_slots: int,
+        label_embeddings: torch.Tensor | None = None,
+        label_index: torch.Tensor | None = None,
+    ) -> np.ndarray:
         """Logits (batch, num_slots) as float32 numpy for one padded batch.
 
-        Raises `NumericalError` when a logit is inf or nan (float16 overflows on some models).
+        Bi-encoders also take the label vectors (labels, hidden) and each slot's row in them
+        (batch, num_slots), -1 for padding. Raises `NumericalError` when a logit is inf or nan
+        (float16 overflows on some models).
         """
+        extra = {}
+        if label_embeddings is not None and label_index is not None:
+            extra = {"label_embeddings": label_embeddings, "label_index": label_index.to(self.device)}
         out = self.model(
             input_ids.to(self.device, non_blocking=True),
             attention_mask.to(self.device, non_blocking=True),
             max_num_classes=num_slots,
             mask_padding=self.mask_padding,
+            **extra,
         )
         logits = out.logits.float().cpu().numpy()
         if not np.isfinite(logits).all():
@@ -216,10 +248,12 @@ class Classifier:
         logits: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(prepared.passes)
         batches = self.batches(prepared, batch_size)
         bar = _progress(len(prepared.passes), progress)
+        table = self._call_label_vectors(prepared)
         for batch in batches:
             rows = [prepared.passes[i] for i in batch]
             ids, mask = collate([p.input_ids for p in rows], self.pad_id)
-            out = self.run(ids, mask, max(p.num_labels for p in rows))
+            vectors, slot_rows = self._batch_label_vectors(prepared, rows, table)
+            out = self.run(ids, mask, max(p.num_labels for p in rows), vectors, slot_rows)
             for row, index, item in zip(out, batch, rows, strict=True):
                 logits[index] = row[: item.num_labels]
             if bar is not None:
@@ -227,6 +261,84 @@ class Classifier:
         if bar is not None:
             bar.close()
         return logits
+
+    def _pass_labels(self, prepared: Prepared, item: Pass) -> list[str]:
+        """The label strings the label encoder reads for one pass's slots."""
+        request = prepared.requests[item.request]
+        start, end = prepared.plans[item.request].groups[item.group]
+        pieces = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
+        return [self.builder.label_piece(name, description) for name, description in pieces]
+
+    def _call_label_vectors(self, prepared: Prepared) -> dict[str, torch.Tensor] | None:
+        """Label vectors pooled with padding depend on the call: encode them all at once, padded as
+        the official pipeline pads (to the longest label of a shared label set, else max_length)."""
+        encoder = self.label_vectors
+        if encoder is None or encoder.cacheable or not prepared.requests:
+            return None
+        strings = [s for item in prepared.passes for s in self._pass_labels(prepared, item)]
+        distinct = list(dict.fromkeys(strings))
+        first = prepared.requests[0]
+        shared = all(
+            r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
+        )
+        pad_to = None if shared else min(self.max_length, encoder.max_length)
+        return dict(zip(distinct, encoder.vectors(distinct, pad_to), strict=True))
+
+    def _batch_label_vectors(
+        self, prepared: Prepared, rows: Sequence[Pass], table: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A bi-encoder batch's distinct label vectors (labels, hidden) and slot index (batch, slots)."""
+        if self.label_vectors is None:
+            return None, None
+        per_row = [self._pass_labels(prepared, item) for item in rows]
+        distinct = list(dict.fromkeys(s for labels in per_row for s in labels))
+        position = {label: i for i, label in enumerate(distinct)}
+        index = torch.full((len(rows), max(len(r) for r in per_row)), -1, dtype=torch.long)
+        for i, labels in enumerate(per_row):
+            index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+        if table is not None:
+            vectors = torch.stack([table[label] for label in distinct])
+        else:
+            vectors = self.label_vectors.vectors(distinct)
+        return vectors, index
+
+    def encode_labels(self, labels: Any) -> np.ndarray:
+        """(len(labels), hidden) float32 vectors of a bi-encoder's labels, as `classify` scores them.
+
+        `labels` is a list of names, `Label(name, description)` items and the like (descriptions
+        are read with `descriptions="label"`). The vectors are cached; give them back to another
+        classifier of the same model with `store_label_embeddings`.
+        """
+        encoder = self._require_label_vectors("encode_labels")
+        pieces = self._label_pieces(labels)
+        return encoder.vectors(pieces).float().cpu().numpy()
+
+    def store_label_embeddings(self, labels: Any, vectors: np.ndarray) -> None:
+        """Put vectors from `encode_labels` into the label cache, so those labels are not encoded."""
+        encoder = self._require_label_vectors("store_label_embeddings")
+        pieces = self._label_pieces(labels)
+        array = np.asarray(vectors)
+        width = self.model.config.encoder_hidden_size
+        if array.shape != (len(pieces), width):
+            raise inputs.InputError("vectors", f"expected shape ({len(pieces)}, {width}), got {array.shape}")
+        tensor = torch.from_numpy(array).to(self.device, self.dtype)
+        encoder.store(pieces, tensor)
+
+    def clear_label_cache(self) -> None:
+        """Forget cached label vectors (needed after the model's weights change)."""
+        if self.label_vectors is not None:
+            self.label_vectors.cache.clear()
+
+    def _require_label_vectors(self, name: str) -> LabelVectors:
+        if self.label_vectors is None:
+            raise inputs.InputError(
+                name, "only bi-encoders encode labels apart from the text; this model is a uni-encoder"
+            )
+        return self.label_vectors
+
+    def _label_pieces(self, labels: Any) -> list[str]:
+        label_set, _ = inputs.normalize_labels(labels, 1)[0]
+        return [self.builder.label_piece(label.name, label.description) for label in label_set]
 
     def decode(
         self, prepared: Prepared, logits: Sequence[np.ndarray], warn: bool = True

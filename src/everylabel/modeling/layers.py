@@ -12,14 +12,20 @@ from .pooling import pool
 
 
 class FeaturesProjector(nn.Module):
-    """Linear -> activation -> dropout -> linear, mapping backbone width -> hidden_size -> backbone width."""
+    """Linear -> activation -> dropout -> linear, mapping backbone width -> hidden_size -> backbone width.
 
-    def __init__(self, in_size: int, hidden_size: int, activation: str, dropout: float) -> None:
+    `out_size` (default `in_size`): the bi-encoder's label projector maps the label encoder's width
+    to the text encoder's (the official `biencoder_projector`, which has no dropout).
+    """
+
+    def __init__(
+        self, in_size: int, hidden_size: int, activation: str, dropout: float, out_size: int | None = None
+    ) -> None:
         super().__init__()
         self.linear_1 = nn.Linear(in_size, hidden_size)
         self.act = ACT2FN[activation]
         self.dropout = nn.Dropout(dropout)
-        self.linear_2 = nn.Linear(hidden_size, in_size)
+        self.linear_2 = nn.Linear(hidden_size, out_size or in_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.dropout(self.act(self.linear_1(features))))
@@ -32,6 +38,9 @@ class FeaturesProjector(nn.Module):
         silu), and needs hidden_size = 2 x the input width.
         """
         width = self.linear_1.in_features
+        if self.linear_2.out_features != width:
+            out = self.linear_2.out_features
+            raise ValueError(f"an identity projector needs equal widths, not {width} -> {out}")
         if self.linear_1.out_features != 2 * width:
             raise ValueError(
                 f"hidden_size: an identity projector needs 2 x {width} = {2 * width}, "

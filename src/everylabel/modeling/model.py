@@ -13,6 +13,7 @@ from transformers.modeling_outputs import ModelOutput
 
 from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
 from ..errors import NotSupportedError
+from .bi_encoder import BiEncoder
 from .uni_encoder import UniEncoder
 
 
@@ -54,7 +55,7 @@ class GLiClassPreTrainedModel(PreTrainedModel):
                     init.normal_(param, mean=0.0, std=std)
                 else:
                     init.zeros_(param)
-        elif isinstance(module, UniEncoder):
+        elif isinstance(module, (UniEncoder, BiEncoder)):
             init.constant_(module.logit_scale, float(self.config.logit_scale_init_value))
 
 
@@ -65,7 +66,12 @@ class GLiClassModel(GLiClassPreTrainedModel):
     model for training with `everylabel.create_model(backbone)`.
     """
 
-    def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
+    def __init__(
+        self,
+        config: GLiClassConfig,
+        backbone: PreTrainedModel | None = None,
+        label_backbone: PreTrainedModel | None = None,
+    ) -> None:
         super().__init__(config)
         if config.architecture_type not in SUPPORTED_ARCHITECTURES:
             raise NotSupportedError(
@@ -74,7 +80,11 @@ class GLiClassModel(GLiClassPreTrainedModel):
             )
         if getattr(config, "use_calibrator", False):
             raise NotSupportedError("use_calibrator: checkpoints with a calibrator are not supported yet")
-        self.model = UniEncoder(config, backbone)
+        self.model: UniEncoder | BiEncoder
+        if config.is_bi_encoder:
+            self.model = BiEncoder(config, backbone, label_backbone)
+        else:
+            self.model = UniEncoder(config, backbone)
         self.post_init()
 
     @classmethod
@@ -94,6 +104,11 @@ class GLiClassModel(GLiClassPreTrainedModel):
     @property
     def encoder(self) -> PreTrainedModel:
         return self.model.encoder_model
+
+    @property
+    def label_encoder(self) -> PreTrainedModel | None:
+        """The bi-encoders' label encoder (None for the uni-encoder)."""
+        return self.model.label_encoder if isinstance(self.model, BiEncoder) else None
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.encoder_model.get_input_embeddings()
@@ -120,6 +135,13 @@ class GLiClassModel(GLiClassPreTrainedModel):
         output_text_embeddings: bool = False,
         output_class_embeddings: bool = False,
         mask_padding: bool | None = None,
+        label_input_ids: torch.Tensor | None = None,
+        label_attention_mask: torch.Tensor | None = None,
+        label_index: torch.Tensor | None = None,
+        label_embeddings: torch.Tensor | None = None,
+        class_input_ids: torch.Tensor | None = None,
+        class_attention_mask: torch.Tensor | None = None,
+        labels_mask: torch.Tensor | None = None,
         **_: Any,
     ) -> GLiClassOutput:
         """Score the labels of each row.
@@ -130,11 +152,47 @@ class GLiClassModel(GLiClassPreTrainedModel):
         (default from `config.max_labels_alloc`; "dynamic" = the most labels in any row).
         mask_padding: pool over real tokens only (True) or with padding as the official model does
         (False); default: as the config records it from training, else False (the official logits).
+
+        Bi-encoders also take their labels, in one of three forms: `label_input_ids` and
+        `label_attention_mask` (labels, label_seq), the distinct labels tokenised by the label
+        tokenizer; or `label_embeddings` (labels, hidden) from `encode_labels`; either with
+        `label_index` (batch, num_slots), the label row of each slot (-1: padding; default: every
+        label for every row). Or the official layout: `class_input_ids`, `class_attention_mask`
+        (batch, num_slots, label_seq) and `labels_mask` (batch, num_slots).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if mask_padding is None:
             mask_padding = self.config.pooling_mask_padding(default=False)
+        label_inputs = (label_input_ids, label_embeddings, class_input_ids)
+        if isinstance(self.model, BiEncoder):
+            vectors, label_index = self._label_vectors(
+                mask_padding,
+                label_input_ids,
+                label_attention_mask,
+                label_index,
+                label_embeddings,
+                class_input_ids,
+                class_attention_mask,
+                labels_mask,
+            )
+            if label_index is None:  # every label for every row
+                label_index = torch.arange(vectors.shape[0], device=input_ids.device).expand(
+                    len(input_ids), -1
+                )
+            out, loss, all_layers = self.model(
+                input_ids, attention_mask, vectors, label_index, labels, output_hidden_states, mask_padding
+            )
+            return GLiClassOutput(
+                loss=loss,
+                logits=out.logits,
+                label_mask=out.label_mask,
+                text_embeddings=out.text_vectors if output_text_embeddings else None,
+                class_embeddings=out.label_vectors if output_class_embeddings else None,
+                hidden_states=all_layers if output_hidden_states else None,
+            )
+        if any(x is not None for x in label_inputs):
+            raise NotSupportedError("label inputs: the uni-encoder reads its labels from input_ids")
         out, loss, all_layers = self.model(
             input_ids,
             attention_mask,
@@ -151,3 +209,56 @@ class GLiClassModel(GLiClassPreTrainedModel):
             class_embeddings=out.label_vectors if output_class_embeddings else None,
             hidden_states=all_layers if output_hidden_states else None,
         )
+
+    def _label_vectors(
+        self,
+        mask_padding: bool,
+        label_input_ids: torch.Tensor | None,
+        label_attention_mask: torch.Tensor | None,
+        label_index: torch.Tensor | None,
+        label_embeddings: torch.Tensor | None,
+        class_input_ids: torch.Tensor | None,
+        class_attention_mask: torch.Tensor | None,
+        labels_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(labels, hidden) label vectors and the (batch, slots) index into them."""
+        if label_embeddings is not None:
+            return label_embeddings, label_index
+        if class_input_ids is not None:  # official layout: every slot its own row
+            batch, slots, _ = class_input_ids.shape
+            if labels_mask is None:
+                labels_mask = torch.ones(batch, slots, dtype=torch.long, device=class_input_ids.device)
+            real = labels_mask.bool()  # (batch, slots)
+            label_input_ids = class_input_ids[real]  # (labels, label_seq)
+            label_attention_mask = (
+                class_attention_mask[real]
+                if class_attention_mask is not None
+                else torch.ones_like(label_input_ids)
+            )
+            label_index = torch.where(real, real.flatten().cumsum(0).view(batch, slots) - 1, -1)
+        if label_input_ids is None:
+            raise ValueError(
+                f"label_input_ids: the {self.config.architecture_type} needs its labels "
+                "(label_input_ids, label_embeddings or class_input_ids)"
+            )
+        if label_attention_mask is None:
+            label_attention_mask = torch.ones_like(label_input_ids)
+        return self.encode_labels(label_input_ids, label_attention_mask, mask_padding), label_index
+
+    def encode_labels(
+        self,
+        label_input_ids: torch.Tensor,
+        label_attention_mask: torch.Tensor | None = None,
+        mask_padding: bool | None = None,
+    ) -> torch.Tensor:
+        """(labels, label_seq) label token ids -> (labels, hidden) label vectors (bi-encoders).
+
+        The vectors go back into `forward` as `label_embeddings`; `mask_padding` as in `forward`.
+        """
+        if not isinstance(self.model, BiEncoder):
+            raise NotSupportedError("encode_labels: only bi-encoders encode labels apart from the text")
+        if label_attention_mask is None:
+            label_attention_mask = torch.ones_like(label_input_ids)
+        if mask_padding is None:
+            mask_padding = self.config.pooling_mask_padding(default=False)
+        return self.model.label_vectors(label_input_ids, label_attention_mask, mask_padding)

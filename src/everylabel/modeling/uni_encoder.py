@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from ..config import GLiClassConfig
-from . import features, losses
+from . import features
+from .head_output import HeadOutput, head_loss
 from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
 from .pooling import pool
 from .scorers import build_scorer
 from .selected_rows import encode_selected_rows, supports_selected_rows
 
 _EPS = 1e-8
-
-
-@dataclass
-class HeadOutput:
-    """What the head computes from one sequence of hidden states."""
-
-    logits: torch.Tensor  # (batch, num_slots)
-    text_vectors: torch.Tensor  # (batch, hidden), or (batch, seq, hidden) with "pass" pooling
-    label_vectors: torch.Tensor  # (batch, num_slots, hidden)
-    label_mask: torch.Tensor  # (batch, num_slots), True for real labels
 
 
 def build_backbone(config: GLiClassConfig) -> PreTrainedModel:
@@ -196,26 +185,7 @@ class UniEncoder(nn.Module):
         return HeadOutput(logits, text_vectors, label_vectors, label_mask)
 
     def loss(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
-        """The training loss of one head output against `labels` (see `GLiClassModel.forward`)."""
-        cfg = self.config
-        if cfg.problem_type == "multi_label_classification":
-            value = losses.multi_label_loss(
-                out.logits,
-                labels,
-                out.label_mask,
-                alpha=cfg.focal_loss_alpha,
-                gamma=cfg.focal_loss_gamma,
-                reduction=cfg.focal_loss_reduction,
-                label_smoothing=cfg.label_smoothing,
-                ignore_index=cfg.ignore_index,
-            )
-        else:
-            value = losses.single_label_loss(out.logits, labels, out.label_mask, cfg.ignore_index)
-        if cfg.contrastive_loss_coef > 0:
-            value = value + cfg.contrastive_loss_coef * losses.label_contrastive_loss(
-                out.label_vectors, out.label_mask
-            )
-        return value
+        return head_loss(self.config, out, labels)
 
     def forward(
         self,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..label_tokens import LabelTokens
 from ..prompt import Example, InputBuilder, Request
 from .data import Record
 
@@ -144,9 +145,15 @@ class Collator:
     """Training examples -> padded tensors; one model input per example (the first label group)."""
 
     def __init__(
-        self, builder: InputBuilder, multi_label: bool, pad_id: int, ignore_index: int = -100
+        self,
+        builder: InputBuilder,
+        multi_label: bool,
+        pad_id: int,
+        ignore_index: int = -100,
+        label_tokens: LabelTokens | None = None,
     ) -> None:
         self.builder = builder
+        self.label_tokens = label_tokens  # a bi-encoder's: its labels go to the label encoder
         self.multi_label = multi_label
         self.pad_id = pad_id
         self.ignore_index = ignore_index
@@ -155,12 +162,14 @@ class Collator:
         passes, plans = self.builder.build([e.request for e in examples], "warn")
         rows: list[list[int]] = []
         targets: list[list[float]] = []
+        names: list[list[str]] = []
         for item in passes:
             if item.group or item.window:
                 continue  # labels that did not fit beside the text are left out of this example
             start, end = plans[item.request].groups[0]
             rows.append(item.input_ids)
             targets.append(examples[item.request].targets[start:end])
+            names.append(examples[item.request].request.labels[start:end])
         width = max(len(r) for r in rows)
         slots = max(len(t) for t in targets)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -172,6 +181,8 @@ class Collator:
             labels[i, : len(target)] = torch.tensor(target)
         batch = {"input_ids": ids, "attention_mask": mask, "max_num_classes": torch.tensor(slots)}
         batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
+        if self.label_tokens is not None:
+            batch.update(self.label_tokens.batch(names))
         return batch
 
 

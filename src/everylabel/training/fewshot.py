@@ -96,7 +96,14 @@ def few_shot_fit(
                 progress=options.pop("progress", False),
                 **options,
             )
-            trainer = Trainer(config, model=model, tokenizer=classifier.tokenizer, train_records=records)
+            label_tokenizer = classifier.label_vectors.tokens.tokenizer if classifier.label_vectors else None
+            trainer = Trainer(
+                config,
+                model=model,
+                tokenizer=classifier.tokenizer,
+                train_records=records,
+                label_tokenizer=label_tokenizer,
+            )
             result = trainer.train(resume=False)
         except BaseException:
             model.load_state_dict(before)
@@ -106,4 +113,5 @@ def few_shot_fit(
         finally:
             torch.nn.Module.to(model, dtype=dtype)
             model.train(was_training)
+            classifier.clear_label_cache()  # label vectors of the weights before
     return result

@@ -26,11 +26,14 @@ from transformers import PretrainedConfig
 
 from ..config import GLiClassConfig
 from ..evaluation.metrics import f1_scores
+from ..label_tokens import LabelTokens
 from ..loading import create_model, load_model
+from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..paths import resolve_path
 from ..prompt import InputBuilder
 from ..runtime import model_max_length, resolve_device
+from ..tokenization import load_label_tokenizer
 from . import checkpoints
 from .config import LOWER_IS_BETTER, TrainConfig, TrainConfigError
 from .data import Record, load_descriptions, load_records
@@ -76,6 +79,8 @@ def load_or_create(
         try:
             model.model.text_projector.init_identity()
             model.model.classes_projector.init_identity()
+            if isinstance(model.model, BiEncoder):
+                model.model.biencoder_projector.init_identity()
         except ValueError as error:
             raise TrainConfigError(f"head_init: identity: {error}") from None
     return model, tokenizer
@@ -91,6 +96,7 @@ class Trainer:
         tokenizer: Any = None,
         train_records: Sequence[Record] | None = None,
         eval_records: Sequence[Record] | None = None,
+        label_tokenizer: Any = None,
     ) -> None:
         config.validate()
         self.config = config
@@ -111,6 +117,9 @@ class Trainer:
         if config.freeze_encoder:
             for param in model.model.encoder_model.parameters():
                 param.requires_grad_(False)
+            if model.label_encoder is not None:
+                for param in model.label_encoder.parameters():
+                    param.requires_grad_(False)
         torch.nn.Module.to(model, self.device)
         self.model = model
         self.tokenizer = tokenizer
@@ -141,7 +150,12 @@ class Trainer:
         max_length = config.max_length or model_max_length(gliclass_config)
         builder = InputBuilder(tokenizer, gliclass_config, max_length)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.collator = Collator(builder, self.multi_label, pad, gliclass_config.ignore_index)
+        label_tokens = None
+        if gliclass_config.is_bi_encoder:
+            label_tokens = LabelTokens(
+                label_tokenizer or load_label_tokenizer(gliclass_config), gliclass_config
+            )
+        self.collator = Collator(builder, self.multi_label, pad, gliclass_config.ignore_index, label_tokens)
 
         self.optimizer = self._build_optimizer()
         self.batches_per_epoch = math.ceil(len(self.train_set) / config.batch_size)

@@ -1,0 +1,128 @@
+"""Label vectors of a bi-encoder: each distinct label encoded once, kept in a bounded LRU cache.
+
+A label's vector depends on the label alone when it is pooled over its own tokens (the default),
+or with `first` pooling; then it is cached across calls. Pooled as the official model does
+(`mask_padding=False` with any other pooling) it depends on its padding, so it is encoded once
+per call, padded the official way, and not cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Final, cast
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ..config import GLiClassConfig
+from ..errors import InputError
+from ..label_tokens import LabelTokens
+from ..modeling.model import GLiClassModel
+
+# Distinct labels whose vectors are kept (384 floats each for MiniLM: 16,384 labels take 25 MB).
+LABEL_VECTOR_CACHE_SIZE: Final = 16384
+# Labels encoded per label-encoder pass.
+LABEL_BATCH: Final = 256
+
+
+class LabelVectorCache:
+    """label string -> vector (hidden,), least recently used dropped first; safe under threads."""
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise InputError("label_cache_size", f"must be >= 0, got {size}")
+        self.size = size
+        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, keys: Sequence[str]) -> dict[str, torch.Tensor]:
+        found = {}
+        with self._lock:
+            for key in keys:
+                vector = self._items.get(key)
+                if vector is not None:
+                    self._items.move_to_end(key)
+                    found[key] = vector
+        return found
+
+    def put(self, items: dict[str, torch.Tensor]) -> None:
+        with self._lock:
+            for key, vector in items.items():
+                self._items[key] = vector
+                self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class LabelVectors:
+    """Turns label strings into label vectors with a bi-encoder's label encoder.
+
+    `encoded` counts the label rows the label encoder has run on (tests and benchmarks read it).
+    """
+
+    def __init__(
+        self,
+        model: GLiClassModel,
+        tokenizer: PreTrainedTokenizerBase,
+        mask_padding: bool,
+        cache_size: int = LABEL_VECTOR_CACHE_SIZE,
+    ) -> None:
+        config = cast(GLiClassConfig, model.config)
+        self.model = model
+        self.tokens = LabelTokens(tokenizer, config)
+        self.max_length = self.tokens.max_length
+        self.mask_padding = mask_padding
+        self.cacheable = mask_padding or config.pooling_strategy == "first"
+        self.cache = LabelVectorCache(cache_size)
+        self.encoded = 0
+
+    @torch.inference_mode()
+    def encode(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:
+        """(len(labels), hidden) vectors, computed now (no cache). `pad_to`: pad every label to this
+        many tokens (the official per-text padding) instead of to the longest of each pass."""
+        rows = self.tokens.ids(labels)
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        step = len(rows) if pad_to is not None or not self.cacheable else LABEL_BATCH
+        for start in range(0, len(order), max(step, 1)):
+            chunk = order[start : start + step]
+            ids, mask = self.tokens.pad([rows[i] for i in chunk], pad_to)
+            vectors = self.model.encode_labels(ids.to(device), mask.to(device), self.mask_padding)
+            for j, i in enumerate(chunk):
+                out[i] = vectors[j]
+            self.encoded += len(chunk)
+        return torch.stack([v for v in out if v is not None]) if rows else torch.empty(0)
+
+    def vectors(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:
+        """(len(labels), hidden) vectors; distinct labels are encoded once, from the cache if there."""
+        distinct = list(dict.fromkeys(labels))
+        if not self.cacheable:
+            table = dict(zip(distinct, self.encode(distinct, pad_to), strict=True))
+        else:
+            table = self.cache.get(distinct)
+            missing = [label for label in distinct if label not in table]
+            if missing:
+                fresh = dict(zip(missing, self.encode(missing), strict=True))
+                self.cache.put(fresh)
+                table.update(fresh)
+        return torch.stack([table[label] for label in labels])
+
+    def store(self, labels: Sequence[str], vectors: torch.Tensor) -> None:
+        """Put precomputed vectors (from `encode`) into the cache."""
+        if not self.cacheable:
+            raise InputError(
+                "label vectors",
+                "pooled with padding (mask_padding=False), a label's vector depends on its batch; "
+                "they cannot be stored",
+            )
+        self.cache.put(dict(zip(labels, vectors, strict=True)))

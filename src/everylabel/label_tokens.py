@@ -1,0 +1,79 @@
+"""Label strings -> token ids for a bi-encoder's label encoder (inference and training share it)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .config import GLiClassConfig
+from .errors import InputError
+from .prompt import wrapping_ids
+from .runtime import label_max_length
+
+
+class LabelTokens:
+    """Tokenises labels as the label tokenizer wraps a sequence ([CLS] label [SEP] and the like).
+
+    Special-token text in a label is plain text, and a label longer than the label encoder takes is
+    an error, never cut. Safe to share between threads.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: GLiClassConfig) -> None:
+        self.tokenizer = tokenizer
+        self.prefix, self.suffix = wrapping_ids(tokenizer)
+        self.forbidden = set(tokenizer.all_special_ids) - set(self.prefix) - set(self.suffix)
+        self.max_length = label_max_length(config)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._lock = threading.Lock()
+
+    def ids(self, labels: Sequence[str]) -> list[list[int]]:
+        """Each label's token ids, wrapped."""
+        if not labels:
+            return []
+        with self._lock:
+            enc = self.tokenizer(
+                list(labels),
+                add_special_tokens=False,
+                split_special_tokens=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        rows = []
+        for label, ids in zip(labels, enc["input_ids"], strict=True):
+            row = self.prefix + [t for t in ids if t not in self.forbidden] + self.suffix
+            if len(row) > self.max_length:
+                raise InputError(
+                    f"labels[{label[:40]!r}]",
+                    f"{len(row)} tokens, but the label encoder takes {self.max_length}",
+                )
+            rows.append(row)
+        return rows
+
+    def pad(
+        self, rows: Sequence[Sequence[int]], width: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(labels, width) ids and attention mask, right-padded to `width` (default: the longest)."""
+        width = width or max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return ids, mask
+
+    def batch(self, per_row: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
+        """Model inputs for the labels of a batch: each distinct label once, and each slot's row.
+
+        [["a", "b"], ["b"]] -> label_input_ids (2, width), label_index [[0, 1], [1, -1]].
+        """
+        distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
+        position = {label: i for i, label in enumerate(distinct)}
+        index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
+        for i, labels in enumerate(per_row):
+            if labels:
+                index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+        ids, mask = self.pad(self.ids(distinct))
+        return {"label_input_ids": ids, "label_attention_mask": mask, "label_index": index}
