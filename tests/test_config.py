@@ -117,6 +117,27 @@ def test_incompatible_combinations_are_refused() -> None:
 
 
 def test_other_architectures_are_valid_config_but_not_built_yet() -> None:
-    config = GLiClassConfig(encoder_config=tiny_bert(), architecture_type="bi-encoder")
-    with pytest.raises(NotImplementedError, match="architecture_type: 'bi-encoder'"):
+    config = GLiClassConfig(encoder_config=tiny_bert(), architecture_type="encoder-decoder")
+    with pytest.raises(NotImplementedError, match="architecture_type: 'encoder-decoder'"):
         GLiClassModel(config)
+
+
+def test_a_bi_encoder_needs_its_label_encoder() -> None:
+    with pytest.raises(ConfigError, match="^label_model_name: architecture_type 'bi-encoder' needs a label"):
+        GLiClassConfig(encoder_config=tiny_bert(), architecture_type="bi-encoder")
+    config = GLiClassConfig(
+        encoder_config=tiny_bert(),
+        architecture_type="bi-encoder-fused",
+        label_model_name="tiny",
+        label_model_config=tiny_bert().to_dict(),
+    )
+    assert GLiClassModel(config).label_encoder is not None
+    with pytest.raises(ConfigError, match="^pooling_strategy: 'pass'"):
+        GLiClassConfig(
+            encoder_config=tiny_bert(),
+            architecture_type="bi-encoder",
+            label_model_name="tiny",
+            label_model_config=tiny_bert().to_dict(),
+            pooling_strategy="pass",
+            scorer_type="cross-attn",
+        )

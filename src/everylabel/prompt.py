@@ -254,7 +254,7 @@ class InputBuilder:
         room = self.max_length - fixed  # for the label block (markers, names, <<SEP>>) and the text
         reserve = min(len(text), self.min_text_tokens)
         if self.layout == "none":  # no label block: every label is scored against the whole budget
-            labels, room = [], room + 1
+            labels, room, reserve = [], room + 1, min(reserve, 1)
         longest = max((len(ids) + 1 for ids in labels), default=0) + 1
         if room - reserve < longest:
             need = fixed + reserve + longest

@@ -270,25 +270,30 @@ class Classifier:
         return [self.builder.label_piece(name, description) for name, description in pieces]
 
     def _call_label_vectors(self, prepared: Prepared) -> dict[str, torch.Tensor] | None:
-        """Label vectors pooled with padding depend on the call: encode them all at once, padded as
-        the official pipeline pads (to the longest label of a shared label set, else max_length)."""
+        """Vectors of the call's distinct labels, each encoded once (or taken from the cache).
+
+        Pooled with padding, a vector depends on the call: all are encoded at once, padded as the
+        official pipeline pads (to the longest label of a shared label set, else to max_length).
+        """
         encoder = self.label_vectors
-        if encoder is None or encoder.cacheable or not prepared.requests:
+        if encoder is None or not prepared.requests:
             return None
         strings = [s for item in prepared.passes for s in self._pass_labels(prepared, item)]
         distinct = list(dict.fromkeys(strings))
-        first = prepared.requests[0]
-        shared = all(
-            r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
-        )
-        pad_to = None if shared else min(self.max_length, encoder.max_length)
+        pad_to = None
+        if not encoder.cacheable:
+            first = prepared.requests[0]
+            shared = all(
+                r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
+            )
+            pad_to = None if shared else min(self.max_length, encoder.max_length)
         return dict(zip(distinct, encoder.vectors(distinct, pad_to), strict=True))
 
     def _batch_label_vectors(
         self, prepared: Prepared, rows: Sequence[Pass], table: dict[str, torch.Tensor] | None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """A bi-encoder batch's distinct label vectors (labels, hidden) and slot index (batch, slots)."""
-        if self.label_vectors is None:
+        if table is None:
             return None, None
         per_row = [self._pass_labels(prepared, item) for item in rows]
         distinct = list(dict.fromkeys(s for labels in per_row for s in labels))
@@ -296,11 +301,7 @@ class Classifier:
         index = torch.full((len(rows), max(len(r) for r in per_row)), -1, dtype=torch.long)
         for i, labels in enumerate(per_row):
             index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
-        if table is not None:
-            vectors = torch.stack([table[label] for label in distinct])
-        else:
-            vectors = self.label_vectors.vectors(distinct)
-        return vectors, index
+        return torch.stack([table[label] for label in distinct]), index
 
     def encode_labels(self, labels: Any) -> np.ndarray:
         """(len(labels), hidden) float32 vectors of a bi-encoder's labels, as `classify` scores them.
