@@ -11,7 +11,6 @@ import torch
 
 from everylabel import Classifier, InputError, Label, TruncationWarning, create_model, load_model
 from everylabel.adapters import apply_lora, is_lora
-from everylabel.training.fewshot import few_shot_fit
 from tests import oracle
 
 TEXTS = [

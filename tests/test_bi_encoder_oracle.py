@@ -21,7 +21,11 @@ TEXTS = [
 ]
 SHARED = ["sports", "politics", "climate science", "cooking"]
 # The official pipeline stacks per-text label sets, so they must have equal sizes there.
-PER_TEXT = [["sports", "art", "weather"], ["economy", "politics", "public health"], ["cooking", "travel", "war"]]
+PER_TEXT = [
+    ["sports", "art", "weather"],
+    ["economy", "politics", "public health"],
+    ["cooking", "travel", "war"],
+]
 
 CASES = [
     (family, arch, pooling, normalize)
@@ -48,7 +52,9 @@ def test_official_bi_encoder_loads_with_same_logits_and_back(
     backbone_dir, tmp_path: Path, family: str, arch: str, pooling: str, normalize: bool
 ) -> None:
     options = {"architecture_type": arch, "pooling_strategy": pooling, "normalize_features": normalize}
-    folder = oracle.official_bi_checkpoint(backbone_dir(family), backbone_dir(family), tmp_path / "off", **options)
+    folder = oracle.official_bi_checkpoint(
+        backbone_dir(family), backbone_dir(family), tmp_path / "off", **options
+    )
     theirs = oracle.load_official(folder)
     ours, info = GLiClassModel.from_pretrained(folder, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -87,7 +93,9 @@ def test_created_bi_encoder_loads_in_official_package(
     model.save_pretrained(tmp_path / "ours")
     tokenizer.save_pretrained(tmp_path / "ours")
     theirs = oracle.load_official(tmp_path / "ours")
-    pipe = BiEncoderZeroShotClassificationPipeline(theirs, tokenizer, max_length=64, device="cpu", progress_bar=False)
+    pipe = BiEncoderZeroShotClassificationPipeline(
+        theirs, tokenizer, max_length=64, device="cpu", progress_bar=False
+    )
     inputs = _official_inputs(pipe, True)
     with torch.no_grad():
         expected = theirs(**inputs).logits
@@ -111,7 +119,9 @@ def test_official_pipeline_scores_through_classifier(
 ) -> None:
     # Normalised vectors keep the sigmoid scores off 0 and 1, where they could not differ.
     options = {"architecture_type": arch, "pooling_strategy": pooling, "normalize_features": True}
-    folder = oracle.official_bi_checkpoint(backbone_dir("bert"), backbone_dir("bert"), tmp_path / "off", **options)
+    folder = oracle.official_bi_checkpoint(
+        backbone_dir("bert"), backbone_dir("bert"), tmp_path / "off", **options
+    )
     theirs = oracle.load_official(folder)
     pipe = _pipeline(theirs, folder)
     labels = SHARED if shared else PER_TEXT

@@ -123,7 +123,7 @@ def test_other_architectures_are_valid_config_but_not_built_yet() -> None:
 
 
 def test_a_bi_encoder_needs_its_label_encoder() -> None:
-    with pytest.raises(ConfigError, match="^label_model_name: architecture_type 'bi-encoder' needs a label"):
+    with pytest.raises(ConfigError, match=r"^label_model_name: architecture_type 'bi-encoder' needs a label"):
         GLiClassConfig(encoder_config=tiny_bert(), architecture_type="bi-encoder")
     config = GLiClassConfig(
         encoder_config=tiny_bert(),
@@ -132,7 +132,7 @@ def test_a_bi_encoder_needs_its_label_encoder() -> None:
         label_model_config=tiny_bert().to_dict(),
     )
     assert GLiClassModel(config).label_encoder is not None
-    with pytest.raises(ConfigError, match="^pooling_strategy: 'pass'"):
+    with pytest.raises(ConfigError, match=r"^pooling_strategy: 'pass'"):
         GLiClassConfig(
             encoder_config=tiny_bert(),
             architecture_type="bi-encoder",

@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
     classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    classify.add_argument(
+        "--shortlist",
+        type=int,
+        metavar="K",
+        help="for many labels: rank them with --retriever first, then score only the top K",
+    )
+    classify.add_argument(
+        "--retriever",
+        help="bi-encoder checkpoint or sentence-embedding backbone that ranks labels for --shortlist "
+        "(default: the model itself if it is a bi-encoder, else all-MiniLM-L6-v2)",
+    )
     evaluate = commands.add_parser(
         "eval",
         help="measure models on a labelled dataset",
@@ -219,6 +230,8 @@ def classify_command(args: argparse.Namespace) -> int:
                 truncation=args.truncation,
                 window=args.window,
                 progress=args.progress,
+                shortlist=args.shortlist,
+                retriever=args.retriever,
             )
             for result, text in zip(results, shown, strict=True):  # written as soon as input order allows
                 record = result.to_dict()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedTokenizerBase
 
 from .adapters import is_adapter_folder, load_adapter
 from .config import BI_ENCODERS, GLiClassConfig
@@ -14,7 +16,14 @@ from .modeling.model import GLiClassModel
 from .paths import DEFAULT_MODEL_NAME, MINILM_NAME, PathLike, resolve_path
 from .tokenization import add_special_tokens, load_tokenizer
 
-__all__ = ["DEFAULT_MODEL_NAME", "MINILM_NAME", "create_model", "load_model", "resolve_path"]
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "MINILM_NAME",
+    "create_model",
+    "is_gliclass_checkpoint",
+    "load_model",
+    "resolve_path",
+]
 
 
 def load_model(
@@ -82,3 +91,16 @@ def create_model(
     )
     model = GLiClassModel(config, backbone=encoder, label_backbone=label_encoder)
     return model, tok
+
+
+def is_gliclass_checkpoint(source: str) -> bool:
+    """Whether a local folder or a hub id holds a GLiClass checkpoint (its config.json says so)."""
+    path = Path(resolve_path(source))
+    if path.is_dir():
+        config_file = path / "config.json"
+        return config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass"
+    try:
+        raw, _ = PretrainedConfig.get_config_dict(str(source))
+    except OSError:  # not on the hub (or not reachable): a backbone name, as create_model will say
+        return False
+    return raw.get("model_type") == "GLiClass"

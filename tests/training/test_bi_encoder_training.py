@@ -56,12 +56,16 @@ def test_few_shot_fit_adapts_a_bi_encoder() -> None:
     pool = [r for r in toy_records(200, seed=5) if len(r["true_labels"]) == 1]
     shots = []
     for topic in sorted(TOPICS):
-        shots += [{"text": r["text"], "labels": r["true_labels"]} for r in pool if r["true_labels"] == [topic]][:8]
+        shots += [
+            {"text": r["text"], "labels": r["true_labels"]} for r in pool if r["true_labels"] == [topic]
+        ][:8]
     test = [r for r in toy_records(120, seed=9) if len(r["true_labels"]) == 1]
 
     def accuracy() -> float:
         results = classifier.classify([r["text"] for r in test], sorted(TOPICS), multi_label=False)
-        return sum(res.labels[0] == r["true_labels"][0] for res, r in zip(results, test, strict=True)) / len(test)
+        return sum(res.labels[0] == r["true_labels"][0] for res, r in zip(results, test, strict=True)) / len(
+            test
+        )
 
     before = accuracy()
     cached_before = classifier.encode_labels(sorted(TOPICS))

@@ -20,15 +20,18 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import GLiClassConfig
 from ..errors import NumericalError
-from ..loading import load_model
+from ..loading import is_gliclass_checkpoint, load_model
 from ..modeling.model import GLiClassModel
+from ..paths import MINILM_NAME
 from ..prompt import DescriptionMode, InputBuilder, Pass, Request, RequestPlan, Truncation
 from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
 from . import inputs, streaming
 from .batching import collate, plan_batches
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
-from .results import ClassificationResult, Evidence
+from .labels import Label
+from .results import ClassificationResult, Evidence, Shortlist
+from .retrieval import BiEncoderRetriever, EmbeddingRetriever, Retriever
 
 __all__ = ["Classifier", "Prepared", "TruncationWarning"]
 
@@ -36,6 +39,8 @@ Aggregation = Literal["max", "mean"]
 
 # Texts read ahead of the results by `classify_iter`: enough to sort by length and fill batches.
 STREAM_WINDOW = 1024
+# A bi-encoder batch holds at most this many label slots (texts x labels), each a hidden-size vector.
+MAX_BATCH_LABEL_SLOTS = 65536
 
 
 class TruncationWarning(UserWarning):
@@ -55,6 +60,7 @@ class Prepared:
     multi_label: bool
     aggregation: Aggregation
     truncation: Truncation
+    shortlists: list[Shortlist | None] | None = None  # per input text, with shortlist=k
 
 
 class Classifier:
@@ -121,6 +127,7 @@ class Classifier:
             config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._retrievers: dict[str, Retriever] = {}
         self.label_vectors: LabelVectors | None = None
         if config.is_bi_encoder:
             self.label_vectors = LabelVectors(
@@ -161,11 +168,14 @@ class Classifier:
         aggregation: Aggregation = "max",
         overlap: int | None = None,
         check_threshold_names: bool = True,
+        shortlist: int | None = None,
+        retriever: Any = None,
     ) -> Prepared:
         """Validate every argument and lay out all model inputs; raises `InputError` before any work.
 
         A threshold mapping that names a label no text has is an error (a typo, most likely);
-        `check_threshold_names=False` allows it, for texts that come in parts.
+        `check_threshold_names=False` allows it, for texts that come in parts. With `shortlist`,
+        the retriever ranks each text's labels first and only the top `shortlist` are laid out.
         """
         inputs.check_choice("truncation", truncation, inputs.VALID_TRUNCATION)
         inputs.check_choice("aggregation", aggregation, inputs.VALID_AGGREGATION)
@@ -180,6 +190,13 @@ class Classifier:
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
         thresholds = inputs.normalize_thresholds(threshold, label_sets, check_threshold_names)
+        shortlists = None
+        if retriever is not None and shortlist is None:
+            raise inputs.InputError("retriever", "ranks labels for shortlist=k; give shortlist too")
+        if shortlist is not None:
+            if any(h is not None for _, h in label_info):
+                raise inputs.InputError("shortlist", "works on a flat label list, not a hierarchy")
+            label_sets, shortlists = self._shortlist(text_list, label_sets, shortlist, retriever)
         all_requests = inputs.build_requests(text_list, label_sets, prompts, shots)
 
         request_of_text: list[int | None] = []
@@ -204,12 +221,57 @@ class Classifier:
             multi_label,
             aggregation,
             truncation,
+            shortlists,
         )
+
+    def _shortlist(
+        self, texts: list[str], label_sets: list[list[Label]], k: Any, retriever: Any
+    ) -> tuple[list[list[Label]], list[Shortlist | None]]:
+        """Each text's top-k labels by the retriever (the model sees them in the caller's order), and
+        the shortlist record (best retriever score first)."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {k!r}")
+        ranker = self.retriever(retriever)
+        scored = [i for i, text in enumerate(texts) if text.strip()]  # an empty text is not scored
+        names = [[label.name for label in label_sets[i]] for i in scored]
+        ranked = ranker.rank([texts[i] for i in scored], names)
+        out_sets = list(label_sets)
+        out_lists: list[Shortlist | None] = [None] * len(texts)
+        for i, scores in zip(scored, ranked, strict=True):
+            top = np.argsort(-scores, kind="stable")[:k]
+            out_sets[i] = [label_sets[i][j] for j in sorted(top)]  # in the caller's order, for the model
+            picked = [label_sets[i][j].name for j in top]
+            values = {name: float(scores[j]) for name, j in zip(picked, top, strict=True)}
+            out_lists[i] = Shortlist(picked, values, len(label_sets[i]), ranker.name)
+        return out_sets, out_lists
+
+    def retriever(self, spec: Any = None) -> Retriever:
+        """The retriever `shortlist` uses: `spec` as given (a `Retriever`, a bi-encoder `Classifier`,
+        a bi-encoder checkpoint or a sentence-embedding backbone), else this model if it is a plain
+        bi-encoder, else the packaged all-MiniLM-L6-v2. Built once per spec and kept."""
+        if hasattr(spec, "rank"):
+            return cast(Retriever, spec)
+        if isinstance(spec, Classifier):
+            return BiEncoderRetriever(spec)
+        if spec is None and self.model.config.architecture_type == "bi-encoder":
+            return self._retrievers.setdefault("self", BiEncoderRetriever(self))
+        name = str(spec) if spec is not None else MINILM_NAME
+        if name not in self._retrievers:
+            if is_gliclass_checkpoint(name):
+                other = Classifier.from_pretrained(name, device=self.device)
+                self._retrievers[name] = BiEncoderRetriever(other)
+            else:
+                self._retrievers[name] = EmbeddingRetriever(name, device=self.device)
+        return self._retrievers[name]
 
     def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
         """Pass indices grouped into length-sorted batches within the size and token budgets."""
         lengths = [len(p.input_ids) for p in prepared.passes]
-        return plan_batches(lengths, batch_size or self.batch_size, self.max_batch_tokens)
+        size = batch_size or self.batch_size
+        if self.label_vectors is not None and prepared.passes:  # label slots are vectors too
+            most = max(p.num_labels for p in prepared.passes)
+            size = max(1, min(size, MAX_BATCH_LABEL_SLOTS // most))
+        return plan_batches(lengths, size, self.max_batch_tokens)
 
     @torch.inference_mode()
     def run(
@@ -388,6 +450,7 @@ class Classifier:
                     label_groups=len(plan.groups),
                     evidence=_evidence(names, evidence, plan) if chunked else None,
                     hierarchy=prepared.hierarchies[index],
+                    shortlist=prepared.shortlists[index] if prepared.shortlists else None,
                 )
             )
             cut_count += plan.cut_tokens > 0
@@ -417,6 +480,8 @@ class Classifier:
         overlap: int | None = None,
         batch_size: int | None = None,
         progress: bool | None = None,
+        shortlist: int | None = None,
+        retriever: Any = None,
     ) -> list[ClassificationResult]:
         """Classify `texts` against `labels`; one result per text, in input order.
 
@@ -428,6 +493,11 @@ class Classifier:
         labels) and reports it, "error" raises, "chunk" scores overlapping windows and aggregates
         them ("max" or "mean"). An empty text is not scored: its result has no labels and
         `empty=True`.
+
+        shortlist: for thousands of labels, first rank each text's labels with `retriever` (see
+        `Classifier.retriever`), then score only the top `shortlist` with this model; each result's
+        `shortlist` names them, with the retriever's scores. Single-label softmax is then over the
+        shortlisted labels.
         """
         prepared = self.prepare(
             texts,
@@ -439,6 +509,8 @@ class Classifier:
             truncation=truncation,
             aggregation=aggregation,
             overlap=overlap,
+            shortlist=shortlist,
+            retriever=retriever,
         )
         return self.decode(prepared, self.score(prepared, batch_size, progress))
 
@@ -457,6 +529,8 @@ class Classifier:
         batch_size: int | None = None,
         window: int = STREAM_WINDOW,
         progress: bool | None = None,
+        shortlist: int | None = None,
+        retriever: Any = None,
     ) -> Iterator[ClassificationResult]:
         """Classify a stream of texts (any iterable, a generator over a huge file included).
 
@@ -486,6 +560,8 @@ class Classifier:
                         aggregation=aggregation,
                         overlap=overlap,
                         check_threshold_names=not args.labels_per_text,
+                        shortlist=shortlist,
+                        retriever=retriever,
                     )
                 except inputs.InputError as error:
                     raise args.renumber(error, offset) from None

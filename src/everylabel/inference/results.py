@@ -19,6 +19,16 @@ class Evidence:
     char_end: int | None
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """What the retriever chose for one text when `classify(..., shortlist=k)` was asked."""
+
+    labels: list[str]  # the k labels the model scored, best retriever score first
+    retriever_scores: dict[str, float]  # the retriever's score of each of them
+    candidates: int  # how many labels the retriever ranked
+    retriever: str  # which retriever ranked them
+
+
 @dataclass
 class ClassificationResult:
     """The decision for one text: predicted labels (best first) and the score of every candidate."""
@@ -34,6 +44,7 @@ class ClassificationResult:
     evidence: dict[str, Evidence] | None = None
     empty: bool = False  # the text was empty: nothing was scored
     hierarchy: Any = field(default=None, repr=False)
+    shortlist: Shortlist | None = None  # with shortlist=k: the labels the model scored (of all given)
 
     def nested(self) -> Any:
         """Scores in the shape of the label hierarchy the caller gave (flat dict without one)."""
@@ -59,4 +70,8 @@ class ClassificationResult:
             out["empty"] = True
         if self.hierarchy is not None:
             out["nested"] = self.nested()
+        if self.shortlist is not None:
+            out["shortlist"] = self.shortlist.labels
+            out["retriever_scores"] = self.shortlist.retriever_scores
+            out["candidates"] = self.shortlist.candidates
         return out

@@ -22,15 +22,13 @@ from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import PretrainedConfig
 
 from ..config import GLiClassConfig
 from ..evaluation.metrics import f1_scores
 from ..label_tokens import LabelTokens
-from ..loading import create_model, load_model
+from ..loading import create_model, is_gliclass_checkpoint, load_model
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
-from ..paths import resolve_path
 from ..prompt import InputBuilder
 from ..runtime import model_max_length, resolve_device
 from ..tokenization import load_label_tokenizer
@@ -48,19 +46,6 @@ class TrainResult:
     best_step: int | None
     output_dir: str
     last_eval: dict[str, float] | None
-
-
-def is_gliclass_checkpoint(source: str) -> bool:
-    """Whether a local folder or a hub id holds a GLiClass checkpoint (its config.json says so)."""
-    path = Path(resolve_path(source))
-    if path.is_dir():
-        config_file = path / "config.json"
-        return config_file.exists() and json.loads(config_file.read_text()).get("model_type") == "GLiClass"
-    try:
-        raw, _ = PretrainedConfig.get_config_dict(str(source))
-    except OSError:  # not on the hub (or not reachable): a backbone name, as create_model will say
-        return False
-    return raw.get("model_type") == "GLiClass"
 
 
 def load_or_create(

@@ -1,0 +1,138 @@
+"""Retrievers: rank thousands of candidate labels cheaply, so that the model scores only the top k.
+
+A retriever maps texts and their candidate label names to one score per label (higher ranks
+first). Two kinds:
+- `EmbeddingRetriever`: a plain sentence-embedding backbone (the packaged all-MiniLM-L6-v2 by
+  default): cosine of the mean-pooled, normalised text and label embeddings. A label stands in the
+  template "This text is about {label}." (as the project's embedding baseline). Texts longer than
+  the backbone's window are embedded window by window and the windows averaged: nothing is cut.
+- `BiEncoderRetriever`: a bi-encoder checkpoint's own scores, through its `Classifier`.
+Label vectors are cached, so a label set of 10,000 names is embedded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..paths import MINILM_NAME, PathLike, resolve_path
+from ..prompt import wrapping_ids
+from ..runtime import backbone_max_length, resolve_device
+from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
+
+LABEL_TEMPLATE: Final = "This text is about {label}."
+
+
+class Retriever(Protocol):
+    name: str
+
+    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per text, one score per label of its set (same order); higher is more likely."""
+        ...
+
+
+class EmbeddingRetriever:
+    """Cosine similarity of sentence embeddings (mean pooling over real tokens, L2-normalised)."""
+
+    def __init__(
+        self,
+        path: PathLike = MINILM_NAME,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        template: str = LABEL_TEMPLATE,
+        cache_size: int = LABEL_VECTOR_CACHE_SIZE,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if "{label}" not in template:
+            raise InputError("template", f"must contain {{label}}, got {template!r}")
+        folder = resolve_path(path)
+        self.name = f"embedding:{path}"
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
+        self.batch_size = batch_size
+        self.template = template
+        self.prefix, self.suffix = wrapping_ids(self.tokenizer)
+        self.window = min(backbone_max_length(self.model.config), 512) - len(self.prefix) - len(self.suffix)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.cache = LabelVectorCache(cache_size)
+
+    @torch.inference_mode()
+    def embed(self, strings: Sequence[str]) -> torch.Tensor:
+        """(len(strings), hidden) unit vectors; a long string is the mean of its windows' vectors."""
+        if not strings:
+            return torch.empty(0)
+        ids = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        pieces: list[tuple[int, list[int]]] = []  # (string index, wrapped window ids)
+        for i, row in enumerate(ids):
+            for start in range(0, max(len(row), 1), self.window):
+                pieces.append((i, self.prefix + row[start : start + self.window] + self.suffix))
+        order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
+        vectors = torch.zeros(len(pieces), self.model.config.hidden_size)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(pieces[j][1]) for j in chunk)
+            batch = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row_index, j in enumerate(chunk):
+                row = pieces[j][1]
+                batch[row_index, : len(row)] = torch.tensor(row)
+                mask[row_index, : len(row)] = 1
+            hidden = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device))[0]
+            weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (batch, hidden)
+            vectors[chunk] = F.normalize(pooled.float(), dim=-1).cpu()
+        owner = torch.tensor([i for i, _ in pieces])
+        summed = torch.zeros(len(strings), vectors.shape[1]).index_add_(0, owner, vectors)
+        return F.normalize(summed, dim=-1)
+
+    def label_vectors(self, labels: Sequence[str]) -> torch.Tensor:
+        """(len(labels), hidden) label vectors, each distinct label embedded once and cached."""
+        distinct = list(dict.fromkeys(labels))
+        table = self.cache.get(distinct)
+        missing = [label for label in distinct if label not in table]
+        if missing:
+            fresh = self.embed([self.template.format(label=label) for label in missing])
+            new = dict(zip(missing, fresh, strict=True))
+            self.cache.put(new)
+            table.update(new)
+        return torch.stack([table[label] for label in labels])
+
+    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        text_vectors = self.embed(texts)  # (texts, hidden)
+        matrices: dict[tuple[str, ...], torch.Tensor] = {}
+        out = []
+        for vector, labels in zip(text_vectors, label_sets, strict=True):
+            key = tuple(labels)
+            if key not in matrices:  # a shared label set is looked up once
+                matrices[key] = self.label_vectors(labels)  # (labels, hidden)
+            out.append((matrices[key] @ vector).numpy())
+        return out
+
+
+class BiEncoderRetriever:
+    """A bi-encoder's own scores (sigmoid of its logits) as the ranking; long texts are chunked."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        if not classifier.model.config.is_bi_encoder:
+            raise InputError("retriever", "a GLiClass retriever must be a bi-encoder checkpoint")
+        self.classifier = classifier
+        self.name = f"bi-encoder:{classifier.model.config._name_or_path or 'in memory'}"
+
+    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        clf = self.classifier
+        prepared = clf.prepare(list(texts), [list(s) for s in label_sets], truncation="chunk")
+        results = clf.decode(prepared, clf.score(prepared), warn=False)
+        return [
+            np.array([r.scores.get(label, 0.0) for label in labels])
+            for r, labels in zip(results, label_sets, strict=True)
+        ]
