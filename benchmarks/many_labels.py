@@ -103,9 +103,9 @@ def run_method(method: str, labels_count: int, texts_count: int) -> dict:
     info["top1"] = [max(r.scores, key=r.scores.__getitem__) for r in results]
     info["gold_top1"] = round(float(np.mean([t == g for t, g in zip(info["top1"], gold, strict=True)])), 3)
     if method.startswith("short-"):
-        info["recall_at_k"] = round(
-            float(np.mean([g in r.shortlist.labels for r, g in zip(results, gold, strict=True)])), 3
-        )
+        pairs = list(zip(results, gold, strict=True))
+        info["recall_at_k"] = round(float(np.mean([g in r.shortlist.labels for r, g in pairs])), 3)
+        info["retriever_gold_top1"] = round(float(np.mean([r.shortlist.labels[0] == g for r, g in pairs])), 3)
     if method == "bi":  # the bi-encoder's own ranking, as a retriever would use it
         for k in SHORTLISTS:
             ranks = [sorted(r.scores, key=r.scores.__getitem__, reverse=True)[:k] for r in results]

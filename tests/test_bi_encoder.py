@@ -11,6 +11,8 @@ import torch
 
 from everylabel import Classifier, InputError, Label, TruncationWarning, create_model, load_model
 from everylabel.adapters import apply_lora, is_lora
+from everylabel.inference.batching import collate
+from everylabel.training.fewshot import few_shot_fit
 from tests import oracle
 
 TEXTS = [
@@ -217,3 +219,57 @@ def test_saved_checkpoint_keeps_its_label_tokenizer(backbone_dir, tmp_path: Path
     loaded, _ = load_model(tmp_path / "ck")
     assert loaded.config.architecture_type == "bi-encoder"
     assert Classifier.from_pretrained(tmp_path / "ck", device="cpu").classify(TEXTS[0], LABELS)[0].scores
+
+
+def test_cli_classify_and_eval_take_a_bi_encoder_checkpoint(capsys, backbone_dir, tmp_path: Path) -> None:
+    import json
+
+    from everylabel.adapters import export_model
+    from everylabel.cli import main
+
+    model, tokenizer = bi_model(backbone_dir("bert"), "bi-encoder-fused")
+    folder = export_model(model, tokenizer, tmp_path / "fused")
+    assert (folder / "label_tokenizer").is_dir()
+    code = main(
+        ["classify", TEXTS[0], "--model", str(folder), "--labels", ",".join(LABELS), "--prompt", "Topic:"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and set(json.loads(out)["scores"]) == set(LABELS)
+    data = tmp_path / "data.jsonl"
+    rows = [{"text": t, "label": g} for t, g in zip(TEXTS, LABELS, strict=True)]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code = main(["eval", "--model", str(folder), "--dataset", str(data), "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    (report,) = json.loads((tmp_path / "r.json").read_text())
+    assert report["texts"] == 4 and 0.0 <= report["metrics"]["macro_f1"] <= 1.0
+
+
+def test_few_shot_fit_trains_a_fused_bi_encoder(backbone_dir) -> None:
+    model, tokenizer = bi_model(backbone_dir("bert"), "bi-encoder-fused", "first")
+    clf = Classifier(model, tokenizer, device="cpu")
+    shots = [{"text": t, "labels": [g]} for t, g in zip(TEXTS, LABELS, strict=True)]
+
+    def gold_probability() -> float:
+        results = clf.classify(TEXTS, LABELS, multi_label=False)
+        return sum(r.scores[g] for r, g in zip(results, LABELS, strict=True)) / len(LABELS)
+
+    before = gold_probability()
+    few_shot_fit(clf, shots, epochs=30, encoder_lr=3e-4, head_lr=3e-3, batch_size=4)
+    after = gold_probability()
+    assert after > before + 0.3 and after > 0.4, (before, after)
+
+
+def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
+    model, tokenizer = bi_model(backbone_dir("bert"))
+    assert model.model.scores_by_matmul
+    clf = Classifier(model, tokenizer, device="cpu")
+    prepared = clf.prepare(TEXTS, [LABELS, LABELS[:2], ["art", *LABELS], ["war"]])
+    table = clf._call_label_vectors(prepared)
+    vectors, index = clf._batch_label_vectors(prepared, prepared.passes, table)
+    ids, mask = collate([p.input_ids for p in prepared.passes], clf.pad_id)
+    with torch.no_grad():
+        fast = model(ids, mask, label_embeddings=vectors, label_index=index)
+        slow = model(ids, mask, label_embeddings=vectors, label_index=index, output_class_embeddings=True)
+    assert fast.class_embeddings is None and slow.class_embeddings is not None
+    assert torch.allclose(fast.logits, slow.logits, atol=1e-5)
+    assert (fast.logits[index < 0] == -1000).all()

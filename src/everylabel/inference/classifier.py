@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from ..config import GLiClassConfig
 from ..errors import NumericalError
 from ..loading import is_gliclass_checkpoint, load_model
+from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..paths import MINILM_NAME
 from ..prompt import DescriptionMode, InputBuilder, Pass, Request, RequestPlan, Truncation
@@ -39,8 +40,9 @@ Aggregation = Literal["max", "mean"]
 
 # Texts read ahead of the results by `classify_iter`: enough to sort by length and fill batches.
 STREAM_WINDOW = 1024
-# A bi-encoder batch holds at most this many label slots (texts x labels), each a hidden-size vector.
-MAX_BATCH_LABEL_SLOTS = 65536
+# A bi-encoder batch holds at most this many label-slot values (texts x labels x the values per
+# slot: a hidden-size vector, or one logit where the dot product runs as one matrix product).
+MAX_BATCH_LABEL_VALUES = 2**25
 
 
 class TruncationWarning(UserWarning):
@@ -268,9 +270,15 @@ class Classifier:
         """Pass indices grouped into length-sorted batches within the size and token budgets."""
         lengths = [len(p.input_ids) for p in prepared.passes]
         size = batch_size or self.batch_size
-        if self.label_vectors is not None and prepared.passes:  # label slots are vectors too
+        if self.label_vectors is not None and prepared.passes:  # label slots hold vectors too
+            inner = self.model.model
+            per_slot = (
+                1
+                if isinstance(inner, BiEncoder) and inner.scores_by_matmul
+                else inner.config.encoder_hidden_size
+            )
             most = max(p.num_labels for p in prepared.passes)
-            size = max(1, min(size, MAX_BATCH_LABEL_SLOTS // most))
+            size = max(1, min(size, MAX_BATCH_LABEL_VALUES // (most * per_slot)))
         return plan_batches(lengths, size, self.max_batch_tokens)
 
     @torch.inference_mode()

@@ -64,10 +64,7 @@ class LabelVectorCache:
 
 
 class LabelVectors:
-    """Turns label strings into label vectors with a bi-encoder's label encoder.
-
-    `encoded` counts the label rows the label encoder has run on (tests and benchmarks read it).
-    """
+    """Turns label strings into label vectors with a bi-encoder's label encoder."""
 
     def __init__(
         self,
@@ -83,7 +80,6 @@ class LabelVectors:
         self.mask_padding = mask_padding
         self.cacheable = mask_padding or config.pooling_strategy == "first"
         self.cache = LabelVectorCache(cache_size)
-        self.encoded = 0
 
     @torch.inference_mode()
     def encode(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:
@@ -100,7 +96,6 @@ class LabelVectors:
             vectors = self.model.encode_labels(ids.to(device), mask.to(device), self.mask_padding)
             for j, i in enumerate(chunk):
                 out[i] = vectors[j]
-            self.encoded += len(chunk)
         return torch.stack([v for v in out if v is not None]) if rows else torch.empty(0)
 
     def vectors(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:

@@ -23,7 +23,7 @@ from ..config import GLiClassConfig
 from .head_output import HeadOutput, head_loss
 from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
 from .pooling import pool
-from .scorers import build_scorer
+from .scorers import DotScorer, build_scorer
 from .uni_encoder import build_backbone
 
 _EPS = 1e-8
@@ -66,6 +66,11 @@ class BiEncoder(nn.Module):
     @property
     def fused(self) -> bool:
         return self.config.architecture_type == "bi-encoder-fused"
+
+    @property
+    def scores_by_matmul(self) -> bool:
+        """Whether inference can score texts against distinct labels in one product (see forward)."""
+        return not self.fused and isinstance(self.scorer, DotScorer)
 
     def _normalize(self, vectors: torch.Tensor) -> torch.Tensor:
         return F.normalize(vectors, p=2, dim=-1, eps=_EPS) if self.config.normalize_features else vectors
@@ -144,13 +149,26 @@ class BiEncoder(nn.Module):
         labels: torch.Tensor | None = None,
         keep_layers: bool = False,
         mask_padding: bool = False,
+        keep_label_vectors: bool = True,
     ) -> tuple[HeadOutput, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
         """Score every slot of `label_index` (batch, slots) against each text row.
 
         label_vectors: (labels, width) from `label_vectors`; labels: training targets as for the
-        uni-encoder. Padded slots get the logit -1000, as in the official model.
+        uni-encoder. Padded slots get the logit -1000, as in the official model. Without
+        `keep_label_vectors` (and without training targets), the plain bi-encoder's dot-product
+        scorer multiplies the text vectors with the distinct label vectors once, (batch, labels),
+        instead of gathering a (batch, slots, width) tensor: the same logits, far less memory
+        with thousands of labels; the output's label vectors are then empty.
         """
         label_mask = label_index >= 0  # (batch, slots)
+        if not (keep_label_vectors or self.fused or labels is not None) and isinstance(
+            self.scorer, DotScorer
+        ):
+            return (
+                self._dot_all(input_ids, attention_mask, label_vectors, label_index, mask_padding),
+                None,
+                None,
+            )
         slots = self.slot_vectors(label_vectors, label_index, mask_padding)
         all_layers = None
         if self.fused:
@@ -172,3 +190,19 @@ class BiEncoder(nn.Module):
         head = HeadOutput(logits, text, slots, label_mask)
         loss = head_loss(self.config, head, labels) if labels is not None else None
         return head, loss, all_layers
+
+    def _dot_all(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        label_vectors: torch.Tensor,
+        label_index: torch.Tensor,
+        mask_padding: bool,
+    ) -> HeadOutput:
+        states = self.encoder_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        text = self.text_vectors(states, attention_mask, mask_padding)  # (batch, width)
+        every = text @ label_vectors.T  # (batch, labels)
+        label_mask = label_index >= 0
+        logits = torch.gather(every, 1, label_index.clamp(min=0)) * self.logit_scale  # (batch, slots)
+        logits = logits.masked_fill(~label_mask, PADDED_SLOT_LOGIT)
+        return HeadOutput(logits, text, label_vectors.new_empty(0), label_mask)

@@ -164,7 +164,6 @@ class GLiClassModel(GLiClassPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         if mask_padding is None:
             mask_padding = self.config.pooling_mask_padding(default=False)
-        label_inputs = (label_input_ids, label_embeddings, class_input_ids)
         if isinstance(self.model, BiEncoder):
             vectors, label_index = self._label_vectors(
                 mask_padding,
@@ -177,30 +176,29 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 labels_mask,
             )
             if label_index is None:  # every label for every row
-                label_index = torch.arange(vectors.shape[0], device=input_ids.device).expand(
-                    len(input_ids), -1
-                )
+                rows = len(input_ids)
+                label_index = torch.arange(vectors.shape[0], device=input_ids.device).expand(rows, -1)
             out, loss, all_layers = self.model(
-                input_ids, attention_mask, vectors, label_index, labels, output_hidden_states, mask_padding
+                input_ids,
+                attention_mask,
+                vectors,
+                label_index,
+                labels,
+                output_hidden_states,
+                mask_padding,
+                keep_label_vectors=output_class_embeddings or output_hidden_states,
             )
-            return GLiClassOutput(
-                loss=loss,
-                logits=out.logits,
-                label_mask=out.label_mask,
-                text_embeddings=out.text_vectors if output_text_embeddings else None,
-                class_embeddings=out.label_vectors if output_class_embeddings else None,
-                hidden_states=all_layers if output_hidden_states else None,
+        else:
+            if any(x is not None for x in (label_input_ids, label_embeddings, class_input_ids)):
+                raise NotSupportedError("label inputs: the uni-encoder reads its labels from input_ids")
+            out, loss, all_layers = self.model(
+                input_ids,
+                attention_mask,
+                labels,
+                max_num_classes,
+                keep_layers=output_hidden_states,
+                mask_padding=mask_padding,
             )
-        if any(x is not None for x in label_inputs):
-            raise NotSupportedError("label inputs: the uni-encoder reads its labels from input_ids")
-        out, loss, all_layers = self.model(
-            input_ids,
-            attention_mask,
-            labels,
-            max_num_classes,
-            keep_layers=output_hidden_states,
-            mask_padding=mask_padding,
-        )
         return GLiClassOutput(
             loss=loss,
             logits=out.logits,
