@@ -12,6 +12,7 @@ import torch
 from everylabel import Classifier, InputError, Label, TruncationWarning, create_model, load_model
 from everylabel.adapters import apply_lora, is_lora
 from everylabel.inference.batching import collate
+from everylabel.inference.label_vectors import slot_inputs
 from everylabel.training.fewshot import few_shot_fit
 from tests import oracle
 
@@ -265,7 +266,7 @@ def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
     clf = Classifier(model, tokenizer, device="cpu")
     prepared = clf.prepare(TEXTS, [LABELS, LABELS[:2], ["art", *LABELS], ["war"]])
     table = clf._call_label_vectors(prepared)
-    vectors, index = clf._batch_label_vectors(prepared, prepared.passes, table)
+    vectors, index = slot_inputs(table, [clf._slot_labels(prepared, p) for p in prepared.passes])
     ids, mask = collate([p.input_ids for p in prepared.passes], clf.pad_id)
     with torch.no_grad():
         fast = model(ids, mask, label_embeddings=vectors, label_index=index)

@@ -29,10 +29,9 @@ from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
 from . import inputs, streaming
 from .batching import collate, plan_batches
-from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
-from .labels import Label
+from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors, slot_inputs
 from .results import ClassificationResult, Evidence, Shortlist
-from .retrieval import BiEncoderRetriever, EmbeddingRetriever, Retriever
+from .retrieval import BiEncoderRetriever, EmbeddingRetriever, Retriever, shortlist_labels
 
 __all__ = ["Classifier", "Prepared", "TruncationWarning"]
 
@@ -198,7 +197,10 @@ class Classifier:
         if shortlist is not None:
             if any(h is not None for _, h in label_info):
                 raise inputs.InputError("shortlist", "works on a flat label list, not a hierarchy")
-            label_sets, shortlists = self._shortlist(text_list, label_sets, shortlist, retriever)
+            if not isinstance(shortlist, int) or isinstance(shortlist, bool) or shortlist < 1:
+                raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {shortlist!r}")
+            ranker = self.retriever(retriever)
+            label_sets, shortlists = shortlist_labels(ranker, text_list, label_sets, shortlist)
         all_requests = inputs.build_requests(text_list, label_sets, prompts, shots)
 
         request_of_text: list[int | None] = []
@@ -225,27 +227,6 @@ class Classifier:
             truncation,
             shortlists,
         )
-
-    def _shortlist(
-        self, texts: list[str], label_sets: list[list[Label]], k: Any, retriever: Any
-    ) -> tuple[list[list[Label]], list[Shortlist | None]]:
-        """Each text's top-k labels by the retriever (the model sees them in the caller's order), and
-        the shortlist record (best retriever score first)."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {k!r}")
-        ranker = self.retriever(retriever)
-        scored = [i for i, text in enumerate(texts) if text.strip()]  # an empty text is not scored
-        names = [[label.name for label in label_sets[i]] for i in scored]
-        ranked = ranker.rank([texts[i] for i in scored], names)
-        out_sets = list(label_sets)
-        out_lists: list[Shortlist | None] = [None] * len(texts)
-        for i, scores in zip(scored, ranked, strict=True):
-            top = np.argsort(-scores, kind="stable")[:k]
-            out_sets[i] = [label_sets[i][j] for j in sorted(top)]  # in the caller's order, for the model
-            picked = [label_sets[i][j].name for j in top]
-            values = {name: float(scores[j]) for name, j in zip(picked, top, strict=True)}
-            out_lists[i] = Shortlist(picked, values, len(label_sets[i]), ranker.name)
-        return out_sets, out_lists
 
     def retriever(self, spec: Any = None) -> Retriever:
         """The retriever `shortlist` uses: `spec` as given (a `Retriever`, a bi-encoder `Classifier`,
@@ -322,7 +303,7 @@ class Classifier:
         for batch in batches:
             rows = [prepared.passes[i] for i in batch]
             ids, mask = collate([p.input_ids for p in rows], self.pad_id)
-            vectors, slot_rows = self._batch_label_vectors(prepared, rows, table)
+            vectors, slot_rows = slot_inputs(table, [self._slot_labels(prepared, p) for p in rows])
             out = self.run(ids, mask, max(p.num_labels for p in rows), vectors, slot_rows)
             for row, index, item in zip(out, batch, rows, strict=True):
                 logits[index] = row[: item.num_labels]
@@ -332,7 +313,7 @@ class Classifier:
             bar.close()
         return logits
 
-    def _pass_labels(self, prepared: Prepared, item: Pass) -> list[str]:
+    def _slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
         request = prepared.requests[item.request]
         start, end = prepared.plans[item.request].groups[item.group]
@@ -340,38 +321,15 @@ class Classifier:
         return [self.builder.label_piece(name, description) for name, description in pieces]
 
     def _call_label_vectors(self, prepared: Prepared) -> dict[str, torch.Tensor] | None:
-        """Vectors of the call's distinct labels, each encoded once (or taken from the cache).
-
-        Pooled with padding, a vector depends on the call: all are encoded at once, padded as the
-        official pipeline pads (to the longest label of a shared label set, else to max_length).
-        """
-        encoder = self.label_vectors
-        if encoder is None or not prepared.requests:
+        """A bi-encoder's vectors of the call's distinct labels (see `LabelVectors.for_call`)."""
+        if self.label_vectors is None or not prepared.requests:
             return None
-        strings = [s for item in prepared.passes for s in self._pass_labels(prepared, item)]
-        distinct = list(dict.fromkeys(strings))
-        pad_to = None
-        if not encoder.cacheable:
-            first = prepared.requests[0]
-            shared = all(
-                r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
-            )
-            pad_to = None if shared else min(self.max_length, encoder.max_length)
-        return dict(zip(distinct, encoder.vectors(distinct, pad_to), strict=True))
-
-    def _batch_label_vectors(
-        self, prepared: Prepared, rows: Sequence[Pass], table: dict[str, torch.Tensor] | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """A bi-encoder batch's distinct label vectors (labels, hidden) and slot index (batch, slots)."""
-        if table is None:
-            return None, None
-        per_row = [self._pass_labels(prepared, item) for item in rows]
-        distinct = list(dict.fromkeys(s for labels in per_row for s in labels))
-        position = {label: i for i, label in enumerate(distinct)}
-        index = torch.full((len(rows), max(len(r) for r in per_row)), -1, dtype=torch.long)
-        for i, labels in enumerate(per_row):
-            index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
-        return torch.stack([table[label] for label in distinct]), index
+        per_pass = [self._slot_labels(prepared, item) for item in prepared.passes]
+        first = prepared.requests[0]
+        shared = all(
+            r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
+        )
+        return self.label_vectors.for_call(per_pass, shared, self.max_length)
 
     def encode_labels(self, labels: Any) -> np.ndarray:
         """(len(labels), hidden) float32 vectors of a bi-encoder's labels, as `classify` scores them.

@@ -112,6 +112,19 @@ class LabelVectors:
                 table.update(fresh)
         return torch.stack([table[label] for label in labels])
 
+    def for_call(
+        self, per_pass: Sequence[Sequence[str]], shared: bool, max_length: int
+    ) -> dict[str, torch.Tensor]:
+        """Vectors of a call's distinct labels, each encoded once (or taken from the cache).
+
+        Pooled with padding, a vector depends on the call: all are encoded at once, padded as the
+        official pipeline pads (to the longest label when every text `shared` one label set, else
+        to `max_length`).
+        """
+        distinct = list(dict.fromkeys(label for labels in per_pass for label in labels))
+        pad_to = None if self.cacheable or shared else min(max_length, self.max_length)
+        return dict(zip(distinct, self.vectors(distinct, pad_to), strict=True))
+
     def store(self, labels: Sequence[str], vectors: torch.Tensor) -> None:
         """Put precomputed vectors (from `encode`) into the cache."""
         if not self.cacheable:
@@ -121,3 +134,21 @@ class LabelVectors:
                 "they cannot be stored",
             )
         self.cache.put(dict(zip(labels, vectors, strict=True)))
+
+
+def slot_inputs(
+    table: dict[str, torch.Tensor] | None, per_row: Sequence[Sequence[str]]
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A batch's distinct label vectors (labels, hidden) and each slot's row in them (batch, slots),
+    -1 for padding; (None, None) for a uni-encoder (no table).
+
+    [["a", "b"], ["b"]] -> vectors of a, b and [[0, 1], [1, -1]].
+    """
+    if table is None:
+        return None, None
+    distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
+    position = {label: i for i, label in enumerate(distinct)}
+    index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
+    for i, labels in enumerate(per_row):
+        index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+    return torch.stack([table[label] for label in distinct]), index

@@ -24,6 +24,8 @@ from ..paths import MINILM_NAME, PathLike, resolve_path
 from ..prompt import wrapping_ids
 from ..runtime import backbone_max_length, resolve_device
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
+from .labels import Label
+from .results import Shortlist
 
 if TYPE_CHECKING:
     from .classifier import Classifier
@@ -136,3 +138,22 @@ class BiEncoderRetriever:
             np.array([r.scores.get(label, 0.0) for label in labels])
             for r, labels in zip(results, label_sets, strict=True)
         ]
+
+
+def shortlist_labels(
+    ranker: Retriever, texts: Sequence[str], label_sets: Sequence[list[Label]], k: int
+) -> tuple[list[list[Label]], list[Shortlist | None]]:
+    """Each text's top-k labels by `ranker`, kept in the caller's order for the model, and the
+    shortlist record (best retriever score first). An empty text is not ranked (nor scored)."""
+    scored = [i for i, text in enumerate(texts) if text.strip()]
+    names = [[label.name for label in label_sets[i]] for i in scored]
+    ranked = ranker.rank([texts[i] for i in scored], names)
+    out_sets = list(label_sets)
+    records: list[Shortlist | None] = [None] * len(texts)
+    for i, scores in zip(scored, ranked, strict=True):
+        top = np.argsort(-scores, kind="stable")[:k]
+        out_sets[i] = [label_sets[i][j] for j in sorted(top)]
+        picked = [label_sets[i][j].name for j in top]
+        values = {name: float(scores[j]) for name, j in zip(picked, top, strict=True)}
+        records[i] = Shortlist(picked, values, len(label_sets[i]), ranker.name)
+    return out_sets, records
