@@ -182,3 +182,14 @@ def test_the_policy_loss_is_scaled_before_the_scaler_unscales_it(tmp_path: Path)
     trainer.scaler = scaler  # type: ignore[assignment]
     trainer.train()
     assert scaler.calls == ["scale", "unscale", "step", "update"] * 2
+
+
+def test_ppo_trains_a_bi_encoder(tmp_path: Path) -> None:
+    data = write_toy(tmp_path / "train.jsonl", 96)
+    options = {"architecture_type": "bi-encoder", "pooling_strategy": "avg", "normalize_features": True,
+               "logit_scale_init_value": 10.0, "dropout": 0.0}  # fmt: skip
+    config = rl_config(tmp_path, data, model_options=options, max_steps=24, inner_iters=3, kl_beta=0.01)
+    trainer = PPOTrainer(config)
+    before = mean_reward(trainer)
+    trainer.train()
+    assert mean_reward(trainer) > before + 0.05
