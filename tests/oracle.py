@@ -27,8 +27,9 @@ def official_checkpoint(backbone: Path, out: Path, **options: Any) -> Path:
         **options,
     )
     model = OfficialModel(config, from_pretrained=True)
-    tokenizer.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
-    model.resize_token_embeddings(len(tokenizer))
+    if options.get("architecture_type") != "bi-encoder":  # the plain bi-encoder's text has no markers
+        tokenizer.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
+        model.resize_token_embeddings(len(tokenizer))
     spread_weights(model)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -105,24 +106,7 @@ def multi_hot(num_slots: int) -> torch.Tensor:
 
 def official_bi_checkpoint(backbone: Path, label_backbone: Path, out: Path, **options: Any) -> Path:
     """An official bi-encoder (or bi-encoder-fused) on two tiny backbones, weights spread, saved."""
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    n = len(tokenizer)
-    config = GLiClassModelConfig(
-        encoder_config=AutoConfig.from_pretrained(backbone),
-        encoder_model=str(backbone),
-        label_model_name=str(label_backbone),
-        label_model_config=AutoConfig.from_pretrained(label_backbone).to_dict(),
-        class_token_index=n,
-        text_token_index=n + 1,
-        example_token_index=n + 2,
-        dropout=0.0,
-        **options,
+    label_config = AutoConfig.from_pretrained(label_backbone).to_dict()
+    return official_checkpoint(
+        backbone, out, label_model_name=str(label_backbone), label_model_config=label_config, **options
     )
-    model = OfficialModel(config, from_pretrained=True)
-    if options.get("architecture_type") == "bi-encoder-fused":
-        tokenizer.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
-        model.resize_token_embeddings(len(tokenizer))
-    spread_weights(model)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out

@@ -27,6 +27,16 @@ def toy_records(count: int, seed: int = 0) -> list[dict]:
     return records
 
 
+def topic_shots(per_topic: int, seed: int = 5) -> list[dict]:
+    """`per_topic` single-label examples of each topic, {"text", "labels"}, as few-shot fitting takes."""
+    pool = [r for r in toy_records(200, seed=seed) if len(r["true_labels"]) == 1]
+    shots = []
+    for topic in sorted(TOPICS):
+        matching = [r for r in pool if r["true_labels"] == [topic]][:per_topic]
+        shots += [{"text": r["text"], "labels": r["true_labels"]} for r in matching]
+    return shots
+
+
 def write_toy(path: Path, count: int, seed: int = 0) -> Path:
     path.write_text("\n".join(json.dumps(r) for r in toy_records(count, seed)) + "\n")
     return path

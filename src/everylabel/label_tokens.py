@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .config import GLiClassConfig
 from .errors import InputError
-from .prompt import wrapping_ids
+from .prompt import plain_tokens, wrapping_ids
 from .runtime import label_max_length
 
 
@@ -34,13 +34,7 @@ class LabelTokens:
         if not labels:
             return []
         with self._lock:
-            enc = self.tokenizer(
-                list(labels),
-                add_special_tokens=False,
-                split_special_tokens=True,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
+            enc = plain_tokens(self.tokenizer, labels)
         rows = []
         for label, ids in zip(labels, enc["input_ids"], strict=True):
             row = self.prefix + [t for t in ids if t not in self.forbidden] + self.suffix

@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from transformers import PreTrainedTokenizerBase
 
@@ -130,14 +130,7 @@ class InputBuilder:
         if not strings:
             return [], [] if offsets else None
         with self._tokenizer_lock:
-            enc = self.tokenizer(
-                list(strings),
-                add_special_tokens=False,
-                split_special_tokens=True,
-                return_offsets_mapping=offsets,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
+            enc = plain_tokens(self.tokenizer, strings, offsets)
         ids = [[t for t in row if t not in self.forbidden] for row in enc["input_ids"]]
         return ids, (enc["offset_mapping"] if offsets else None)
 
@@ -333,6 +326,19 @@ def _windows(length: int, size: int, overlap: int | None) -> list[tuple[int, int
         if end >= length:
             return out
         start += stride
+
+
+def plain_tokens(tokenizer: PreTrainedTokenizerBase, strings: Sequence[str], offsets: bool = False) -> Any:
+    """Tokenise user strings with no special tokens added and special-token matching off, so
+    "<<LABEL>>" or "[SEP]" in them is plain text (the caller drops any special id that remains)."""
+    return tokenizer(
+        list(strings),
+        add_special_tokens=False,
+        split_special_tokens=True,
+        return_offsets_mapping=offsets,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
 
 
 def wrapping_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:

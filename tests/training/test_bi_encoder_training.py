@@ -8,7 +8,7 @@ from everylabel import Classifier, create_model
 from everylabel.training.fewshot import few_shot_fit
 from everylabel.training.trainer import Trainer
 from tests.backbones import minilm_dir
-from tests.toy import TOPICS, toy_records
+from tests.toy import TOPICS, topic_shots, toy_records
 from tests.training.runs import config, logged
 
 BI_MODEL = {"architecture_type": "bi-encoder", "pooling_strategy": "avg", "normalize_features": True,
@@ -53,12 +53,7 @@ def test_fused_bi_encoder_trains_on_tiny_backbones(backbone_dir, toy_data, tmp_p
 def test_few_shot_fit_adapts_a_bi_encoder() -> None:
     model, tokenizer = create_model(minilm_dir(), **{k: v for k, v in BI_MODEL.items() if "focal" not in k})
     classifier = Classifier(model, tokenizer, device="cpu")
-    pool = [r for r in toy_records(200, seed=5) if len(r["true_labels"]) == 1]
-    shots = []
-    for topic in sorted(TOPICS):
-        shots += [
-            {"text": r["text"], "labels": r["true_labels"]} for r in pool if r["true_labels"] == [topic]
-        ][:8]
+    shots = topic_shots(8)
     test = [r for r in toy_records(120, seed=9) if len(r["true_labels"]) == 1]
 
     def accuracy() -> float:

@@ -9,7 +9,7 @@ from everylabel import Classifier, InputError, create_model
 from everylabel.training.fewshot import few_shot_fit
 from everylabel.training.trainer import Trainer
 from tests.backbones import minilm_dir
-from tests.toy import TOPICS, toy_records
+from tests.toy import TOPICS, topic_shots, toy_records
 
 
 def accuracy(classifier: Classifier, records: list[dict]) -> float:
@@ -22,12 +22,7 @@ def accuracy(classifier: Classifier, records: list[dict]) -> float:
 def test_eight_examples_per_label_adapt_the_model() -> None:
     model, tokenizer = create_model(minilm_dir(), scorer_type="mlp", class_token_pooling="average")
     classifier = Classifier(model, tokenizer, device="cpu")
-    pool = [r for r in toy_records(200, seed=5) if len(r["true_labels"]) == 1]
-    shots = []
-    for topic in sorted(TOPICS):
-        shots += [
-            {"text": r["text"], "labels": r["true_labels"]} for r in pool if r["true_labels"] == [topic]
-        ][:8]
+    shots = topic_shots(8)
     test = [r for r in toy_records(120, seed=9) if len(r["true_labels"]) == 1]
     before = accuracy(classifier, test)
     result = few_shot_fit(classifier, shots, epochs=6, encoder_lr=5e-5, head_lr=1e-3)
