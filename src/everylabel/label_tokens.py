@@ -63,11 +63,18 @@ class LabelTokens:
 
         [["a", "b"], ["b"]] -> label_input_ids (2, width), label_index [[0, 1], [1, -1]].
         """
-        distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
-        position = {label: i for i, label in enumerate(distinct)}
-        index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
-        for i, labels in enumerate(per_row):
-            if labels:
-                index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+        distinct, index = slot_index(per_row)
         ids, mask = self.pad(self.ids(distinct))
         return {"label_input_ids": ids, "label_attention_mask": mask, "label_index": index}
+
+
+def slot_index(per_row: Sequence[Sequence[str]]) -> tuple[list[str], torch.Tensor]:
+    """The distinct labels of a batch, in first-seen order, and each slot's row among them
+    (batch, slots), -1 for padding. [["a", "b"], ["b"]] -> ["a", "b"], [[0, 1], [1, -1]]."""
+    distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
+    position = {label: i for i, label in enumerate(distinct)}
+    index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
+    for i, labels in enumerate(per_row):
+        if labels:
+            index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+    return distinct, index

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 import torch
@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import GLiClassConfig
 from ..errors import InputError
-from ..label_tokens import LabelTokens
+from ..label_tokens import LabelTokens, slot_index
 from ..modeling.model import GLiClassModel
 
 # Distinct labels whose vectors are kept (384 floats each for MiniLM: 16,384 labels take 25 MB).
@@ -62,6 +62,20 @@ class LabelVectorCache:
         with self._lock:
             self._items.clear()
 
+    def fetch(
+        self, keys: Sequence[str], compute: Callable[[list[str]], torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Vectors of the distinct `keys`: cached ones as they are, the others from
+        `compute(missing) -> (len(missing), hidden)`, which are then cached."""
+        distinct = list(dict.fromkeys(keys))
+        table = self.get(distinct)
+        missing = [key for key in distinct if key not in table]
+        if missing:
+            fresh = dict(zip(missing, compute(missing), strict=True))
+            self.put(fresh)
+            table.update(fresh)
+        return table
+
 
 class LabelVectors:
     """Turns label strings into label vectors with a bi-encoder's label encoder."""
@@ -100,16 +114,11 @@ class LabelVectors:
 
     def vectors(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:
         """(len(labels), hidden) vectors; distinct labels are encoded once, from the cache if there."""
-        distinct = list(dict.fromkeys(labels))
-        if not self.cacheable:
-            table = dict(zip(distinct, self.encode(distinct, pad_to), strict=True))
+        if self.cacheable:
+            table = self.cache.fetch(labels, self.encode)
         else:
-            table = self.cache.get(distinct)
-            missing = [label for label in distinct if label not in table]
-            if missing:
-                fresh = dict(zip(missing, self.encode(missing), strict=True))
-                self.cache.put(fresh)
-                table.update(fresh)
+            distinct = list(dict.fromkeys(labels))
+            table = dict(zip(distinct, self.encode(distinct, pad_to), strict=True))
         return torch.stack([table[label] for label in labels])
 
     def for_call(
@@ -146,9 +155,5 @@ def slot_inputs(
     """
     if table is None:
         return None, None
-    distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
-    position = {label: i for i, label in enumerate(distinct)}
-    index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
-    for i, labels in enumerate(per_row):
-        index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+    distinct, index = slot_index(per_row)
     return torch.stack([table[label] for label in distinct]), index

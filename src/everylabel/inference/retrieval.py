@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..paths import MINILM_NAME, PathLike, resolve_path
 from ..prompt import wrapping_ids
 from ..runtime import backbone_max_length, resolve_device
+from .batching import collate
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 from .labels import Label
 from .results import Shortlist
@@ -82,13 +83,7 @@ class EmbeddingRetriever:
         vectors = torch.zeros(len(pieces), self.model.config.hidden_size)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = max(len(pieces[j][1]) for j in chunk)
-            batch = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row_index, j in enumerate(chunk):
-                row = pieces[j][1]
-                batch[row_index, : len(row)] = torch.tensor(row)
-                mask[row_index, : len(row)] = 1
+            batch, mask = collate([pieces[j][1] for j in chunk], self.pad_id)
             hidden = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device))[0]
             weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (batch, hidden)
@@ -99,14 +94,9 @@ class EmbeddingRetriever:
 
     def label_vectors(self, labels: Sequence[str]) -> torch.Tensor:
         """(len(labels), hidden) label vectors, each distinct label embedded once and cached."""
-        distinct = list(dict.fromkeys(labels))
-        table = self.cache.get(distinct)
-        missing = [label for label in distinct if label not in table]
-        if missing:
-            fresh = self.embed([self.template.format(label=label) for label in missing])
-            new = dict(zip(missing, fresh, strict=True))
-            self.cache.put(new)
-            table.update(new)
+        table = self.cache.fetch(
+            labels, lambda missing: self.embed([self.template.format(label=m) for m in missing])
+        )
         return torch.stack([table[label] for label in labels])
 
     def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
