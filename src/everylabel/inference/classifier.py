@@ -29,9 +29,10 @@ from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
 from . import inputs, streaming
 from .batching import collate, plan_batches
+from .embedding_blend import EmbeddingBlend
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors, slot_inputs
 from .results import ClassificationResult, Evidence, Shortlist
-from .retrieval import BiEncoderRetriever, EmbeddingRetriever, Retriever, shortlist_labels
+from .retrieval import LABEL_TEMPLATE, BiEncoderRetriever, EmbeddingRetriever, Retriever, shortlist_labels
 
 __all__ = ["Classifier", "Prepared", "TruncationWarning"]
 
@@ -77,6 +78,9 @@ class Classifier:
     the batch it lands in, or with the padding as the official poolers do (False). Default: as the
     checkpoint's config records it from everylabel training, else True.
 
+    `embedding_blend`: add the sentence-embedding term of a checkpoint whose config has one (see
+    `inference/embedding_blend.py`; the default model does); False scores with the model alone.
+
     Bi-encoders (`bi-encoder`, `bi-encoder-fused`) read label names with their label encoder
     (`label_tokenizer`, default: the one stored with the checkpoint or of `label_model_name`).
     Each distinct label is encoded once and kept in an LRU cache of `label_cache_size` labels;
@@ -98,6 +102,7 @@ class Classifier:
         mask_padding: bool | None = None,
         label_tokenizer: PreTrainedTokenizerBase | None = None,
         label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
+        embedding_blend: bool = True,
     ) -> None:
         inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
         if batch_size < 1:
@@ -137,6 +142,11 @@ class Classifier:
                 self.mask_padding,
                 label_cache_size,
             )
+        self.blend: EmbeddingBlend | None = None
+        if embedding_blend and config.embedding_blend is not None:
+            spec = config.embedding_blend
+            retriever = self._embedding_retriever(spec["model"], spec["template"])
+            self.blend = EmbeddingBlend.from_config(spec, retriever)
 
     @classmethod
     def from_pretrained(
@@ -239,13 +249,17 @@ class Classifier:
         if spec is None and self.model.config.architecture_type == "bi-encoder":
             return self._retrievers.setdefault("self", BiEncoderRetriever(self))
         name = str(spec) if spec is not None else MINILM_NAME
-        if name not in self._retrievers:
-            if is_gliclass_checkpoint(name):
-                other = Classifier.from_pretrained(name, device=self.device)
-                self._retrievers[name] = BiEncoderRetriever(other)
-            else:
-                self._retrievers[name] = EmbeddingRetriever(name, device=self.device)
-        return self._retrievers[name]
+        if name not in self._retrievers and is_gliclass_checkpoint(name):
+            other = Classifier.from_pretrained(name, device=self.device)
+            self._retrievers[name] = BiEncoderRetriever(other)
+        return self._retrievers.get(name) or self._embedding_retriever(name, LABEL_TEMPLATE)
+
+    def _embedding_retriever(self, name: str, template: str) -> EmbeddingRetriever:
+        """One embedding backbone per (name, template), shared by shortlists and the blend."""
+        key = name if template == LABEL_TEMPLATE else f"{name}\n{template}"
+        if key not in self._retrievers:
+            self._retrievers[key] = EmbeddingRetriever(name, device=self.device, template=template)
+        return cast(EmbeddingRetriever, self._retrievers[key])
 
     def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
         """Pass indices grouped into length-sorted batches within the size and token budgets."""
@@ -311,7 +325,22 @@ class Classifier:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
+        if self.blend is not None:
+            self._add_blend(prepared, logits)
         return logits
+
+    def _add_blend(self, prepared: Prepared, logits: list[np.ndarray]) -> None:
+        """Add the embedding term to each pass's logits, in place (one text embedding per request)."""
+        assert self.blend is not None
+        requests = prepared.requests
+        pieces = [
+            [self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)]
+            for r in requests
+        ]
+        terms = self.blend.terms([r.text for r in requests], pieces)  # request -> (labels,)
+        for index, item in enumerate(prepared.passes):
+            start, end = prepared.plans[item.request].groups[item.group]
+            logits[index] = self.blend.combine(logits[index], terms[item.request][start:end])
 
     def _slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
