@@ -25,7 +25,7 @@ _EXPORTS = {
     "Evidence": "everylabel.inference.results",
     "Label": "everylabel.inference.labels",
     "InputError": "everylabel.errors",
-    "TruncationWarning": "everylabel.inference.classifier",
+    "TruncationWarning": "everylabel.inference.engine",
     "SPECIAL_TOKENS": "everylabel.tokenization",
 }
 
@@ -51,7 +51,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .config import GLiClassConfig
     from .errors import ConfigError, EverylabelError, InputError
-    from .inference.classifier import Classifier, TruncationWarning
+    from .inference.classifier import Classifier
+    from .inference.engine import TruncationWarning
     from .inference.labels import Label
     from .inference.results import ClassificationResult, Evidence
     from .loading import create_model, load_model

@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="bi-encoder checkpoint or sentence-embedding backbone that ranks labels for --shortlist "
         "(default: the model itself if it is a bi-encoder, else all-MiniLM-L6-v2)",
     )
+    classify.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto: an ONNX export runs on onnxruntime, a checkpoint on torch, and the default model on "
+        "onnxruntime when it is installed and the run is on a CPU (exported once into a cache); "
+        "onnx: export a checkpoint into the cache and run that",
+    )
+    classify.add_argument("--verbose", action="store_true", help="say on stderr which backend ran")
     evaluate = commands.add_parser(
         "eval",
         help="measure models on a labelled dataset",
@@ -116,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--device", default="auto")
     grid.add_argument("--dtype", default="auto")
     grid.add_argument("--out", type=Path, default=Path("bench-out"))
+    export = commands.add_parser("export", help="export a model").add_subparsers(dest="format", required=True)
+    onnx = export.add_parser(
+        "onnx",
+        help="ONNX graphs, tokenizers and a parity record, for torch-free inference",
+        description="Export a GLiClass checkpoint to ONNX (LoRA merged; bi-encoders as a text and a label "
+        "graph). The graphs are checked against the torch model before the folder is written.",
+    )
+    onnx.add_argument(
+        "--model", default="default", help="checkpoint folder or hub id (default: the embedded model)"
+    )
+    onnx.add_argument("--out", type=Path, required=True, help="folder to write")
+    onnx.add_argument(
+        "--int8", action="store_true", help="quantize the weights to int8 (dynamic quantization)"
+    )
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
+    onnx.add_argument("--weight-type", choices=("qint8", "quint8"), default="qint8", help="int8 weight type")
+    onnx.add_argument("--reduce-range", action="store_true", help="7-bit weights (older CPUs without VNNI)")
     build = commands.add_parser(
         "build-data",
         help="training records from WordNet, Debian package lists and fortunes",
@@ -161,6 +187,7 @@ COMMANDS = {
     "eval": "eval_command",
     "bench": "bench_command",
     "build-data": "build_data_command",
+    "export": "export_command",
 }
 
 
@@ -204,19 +231,9 @@ def classify_command(args: argparse.Namespace) -> int:
 
     import warnings
 
-    from transformers.utils import logging
+    from .inference.engine import TruncationWarning
 
-    from .inference.classifier import Classifier, TruncationWarning
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    classifier = Classifier.from_pretrained(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-    )
+    classifier = load_classifier(args)
     output = open(args.output, "w", encoding="utf-8") if args.output is not None else None  # noqa: SIM115
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -247,6 +264,42 @@ def classify_command(args: argparse.Namespace) -> int:
     for warning in caught:
         print(f"everylabel: warning: {warning.message}", file=sys.stderr)
     return 0
+
+
+def load_classifier(args: argparse.Namespace) -> Any:
+    """The classifier `classify` runs: torch or onnxruntime (see --backend); the ONNX path imports
+    neither torch nor transformers once the export exists."""
+    from .onnx.backend import onnx_folder, pick_backend, prefer_onnx
+
+    backend = args.backend
+    if backend == "auto" and prefer_onnx(args.model, args.device, args.dtype):
+        backend = "onnx"
+    if pick_backend(args.model, backend, args.device) == "onnx":
+        from .onnx.runtime import OnnxClassifier
+
+        folder = onnx_folder(args.model)
+        classifier: Any = OnnxClassifier(folder, max_length=args.max_length, batch_size=args.batch_size)
+        precision = "int8" if classifier.manifest.int8 else "fp32"
+        where = f"onnxruntime ({precision}, CPU) on {folder}"
+    else:
+        from transformers.utils import logging
+
+        from .inference.classifier import Classifier
+
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+        classifier = Classifier.from_pretrained(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            backend="torch",
+        )
+        where = f"torch ({str(classifier.dtype).replace('torch.', '')}, {classifier.device})"
+    if args.verbose:
+        print(f"everylabel: backend: {where}", file=sys.stderr)
+    return classifier
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -289,7 +342,7 @@ def bench_command(args: argparse.Namespace) -> int:
     warnings.simplefilter("ignore")
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    classifier = Classifier.from_pretrained(args.model, device=device, dtype=dtype)
+    classifier = Classifier.from_pretrained(args.model, device=device, dtype=dtype, backend="torch")
     systems: dict[str, Any] = {
         "everylabel": lambda texts, labels, batch: classifier.classify(
             texts, labels, batch_size=batch, progress=False
@@ -347,6 +400,28 @@ def bench_command(args: argparse.Namespace) -> int:
     }
     throughput.write_outputs(rows, list(systems), args.out, meta)
     print(f"wrote {args.out / 'throughput.json'}, throughput.md, throughput.png")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    import json as json_module
+
+    from .onnx.export import export_onnx
+
+    folder = export_onnx(
+        args.model,
+        args.out,
+        int8=args.int8,
+        opset=args.opset,
+        weight_type=args.weight_type,
+        reduce_range=args.reduce_range,
+    )
+    manifest = json_module.loads((folder / "everylabel_onnx.json").read_text())
+    graphs = sorted(p.name for p in folder.glob("*.onnx"))
+    size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+    print(f"exported {args.model} to {folder}: {', '.join(graphs)} ({size:.1f} MiB), parity checked")
+    if manifest.get("quantization"):
+        print(f"int8 against fp32 on the parity inputs: {json_module.dumps(manifest['quantization'])}")
     return 0
 
 

@@ -284,6 +284,14 @@ class GLiClassConfig(PretrainedConfig):
                 f"pooling_strategy: 'pass' keeps every token; the {self.architecture_type} scores one "
                 "pooled text vector"
             )
+        text = self.encoder_config.get_text_config()
+        embedding_width = getattr(text, "embedding_size", None) or text.hidden_size
+        if self.architecture_type == "bi-encoder-fused" and embedding_width != text.hidden_size:
+            raise ConfigError(
+                f"architecture_type: 'bi-encoder-fused' puts label vectors into the text encoder's input "
+                f"embeddings, which are {embedding_width} wide, not its hidden size {text.hidden_size} "
+                f"({text.model_type}); use 'bi-encoder'"
+            )
 
     def pooling_mask_padding(self, default: bool) -> bool:
         """Whether to pool over real tokens only: as recorded in training, else `default`."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import PreTrainedTokenizerBase
+import numpy as np
 
-from .config import GLiClassConfig
 from .errors import InputError
+from .inference.batching import pad_rows
 from .prompt import plain_tokens, wrapping_ids
-from .runtime import label_max_length
+
+if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime tokenises labels here too
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 
 class LabelTokens:
@@ -21,11 +24,11 @@ class LabelTokens:
     an error, never cut. Safe to share between threads.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: GLiClassConfig) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
         self.tokenizer = tokenizer
         self.prefix, self.suffix = wrapping_ids(tokenizer)
         self.forbidden = set(tokenizer.all_special_ids) - set(self.prefix) - set(self.suffix)
-        self.max_length = label_max_length(config)
+        self.max_length = max_length  # the label encoder's window (`runtime.label_max_length`)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._lock = threading.Lock()
 
@@ -46,35 +49,33 @@ class LabelTokens:
             rows.append(row)
         return rows
 
-    def pad(
-        self, rows: Sequence[Sequence[int]], width: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(labels, width) ids and attention mask, right-padded to `width` (default: the longest)."""
-        width = width or max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        return ids, mask
+    def pad(self, rows: Sequence[Sequence[int]], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, width) int64 ids and attention mask, right-padded to `width` (default: the longest)."""
+        return pad_rows(rows, self.pad_id, width)
 
     def batch(self, per_row: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
         """Model inputs for the labels of a batch: each distinct label once, and each slot's row.
 
         [["a", "b"], ["b"]] -> label_input_ids (2, width), label_index [[0, 1], [1, -1]].
         """
+        import torch
+
         distinct, index = slot_index(per_row)
         ids, mask = self.pad(self.ids(distinct))
-        return {"label_input_ids": ids, "label_attention_mask": mask, "label_index": index}
+        return {
+            "label_input_ids": torch.from_numpy(ids),
+            "label_attention_mask": torch.from_numpy(mask),
+            "label_index": torch.from_numpy(index),
+        }
 
 
-def slot_index(per_row: Sequence[Sequence[str]]) -> tuple[list[str], torch.Tensor]:
+def slot_index(per_row: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
     """The distinct labels of a batch, in first-seen order, and each slot's row among them
     (batch, slots), -1 for padding. [["a", "b"], ["b"]] -> ["a", "b"], [[0, 1], [1, -1]]."""
     distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
     position = {label: i for i, label in enumerate(distinct)}
-    index = torch.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=torch.long)
+    index = np.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=np.int64)
     for i, labels in enumerate(per_row):
         if labels:
-            index[i, : len(labels)] = torch.tensor([position[label] for label in labels])
+            index[i, : len(labels)] = [position[label] for label in labels]
     return distinct, index

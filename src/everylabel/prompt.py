@@ -20,12 +20,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from transformers import PreTrainedTokenizerBase
-
-from .config import GLiClassConfig
 from .errors import InputError
+
+if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime lays out inputs here too
+    from transformers import PreTrainedTokenizerBase
+
+    from .config import GLiClassConfig
 
 Truncation = Literal["warn", "error", "chunk"]
 DescriptionMode = Literal["label", "text", "ignore"]

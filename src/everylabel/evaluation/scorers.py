@@ -54,6 +54,11 @@ def build_scorer(
     return EmbeddingScorer(path, str(resolved), batch_size, torch_dtype)
 
 
+def _onnx_precision(classifier: Any) -> str | None:
+    manifest = getattr(classifier, "manifest", None)
+    return None if manifest is None else ("onnx-int8" if manifest.int8 else "onnx-fp32")
+
+
 def _name(dtype: Any) -> str | None:
     """torch.bfloat16 -> "bfloat16" (reported with each evaluation)."""
     return None if dtype is None else str(dtype).replace("torch.", "")
@@ -65,7 +70,8 @@ class EverylabelScorer:
 
         self.name = f"everylabel:{path}"
         self.classifier = Classifier.from_pretrained(path, device=device, batch_size=batch_size, **options)
-        self.dtype = _name(self.classifier.dtype)
+        # An ONNX export runs on onnxruntime in the export's precision (int8 weights, or fp32).
+        self.dtype = _name(getattr(self.classifier, "dtype", None)) or _onnx_precision(self.classifier)
         self.cut_texts = 0  # texts cut to fit the window (reported with the evaluation)
 
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:

@@ -1,11 +1,15 @@
-"""Length-sorted batches packed by a token budget, and their collation into padded tensors."""
+"""Length-sorted batches packed by a token budget, and their collation into padded arrays (no torch
+import unless `collate` asks for tensors)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int) -> list[list[int]]:
@@ -32,12 +36,22 @@ def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: 
     return batches
 
 
-def collate(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded input ids and attention mask, both (batch, longest row)."""
-    width = max(len(r) for r in rows)
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded int64 input ids and attention mask, both (batch, `width` or the longest row)."""
+    width = width or max(len(r) for r in rows)
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def collate(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pad_rows` as torch tensors."""
+    import torch
+
+    ids, mask = pad_rows(rows, pad_id)
     return torch.from_numpy(ids), torch.from_numpy(mask)

@@ -10,8 +10,8 @@ learned from a billion sentence pairs. A checkpoint whose config has
 
 before the sigmoid or softmax: `weight` sets the share of each signal (it decides the ranking),
 `offset` and `scale` only calibrate the scores (fitted on held-out training-source records; see
-`recipes/fit_embedding_blend.py`). The cosine is computed by an `EmbeddingRetriever` over `model`
-(mean pooling over real tokens; a long text is the mean of its windows, so nothing is cut) and
+`recipes/fit_embedding_blend.py`). The cosine is computed by an embedding retriever over `model`
+(torch or ONNX; mean pooling over real tokens; a long text is the mean of its windows, so nothing is cut) and
 each distinct label is embedded once and cached. The text read is the caller's text, without the
 prompt or examples; a label is its name, or "name: description" with `descriptions="label"`.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .retrieval import EmbeddingRetriever
+from .shortlists import Retriever
 
 
 def centred_terms(cosines: np.ndarray, weight: float, offset: float) -> np.ndarray:
@@ -34,14 +34,14 @@ def centred_terms(cosines: np.ndarray, weight: float, offset: float) -> np.ndarr
 class EmbeddingBlend:
     """The embedding term of each label's logit, for texts and their label sets."""
 
-    def __init__(self, retriever: EmbeddingRetriever, weight: float, offset: float, scale: float) -> None:
+    def __init__(self, retriever: Retriever, weight: float, offset: float, scale: float) -> None:
         self.retriever = retriever
         self.weight = float(weight)
         self.offset = float(offset)
         self.scale = float(scale)
 
     @classmethod
-    def from_config(cls, blend: dict[str, Any], retriever: EmbeddingRetriever) -> EmbeddingBlend:
+    def from_config(cls, blend: dict[str, Any], retriever: Retriever) -> EmbeddingBlend:
         return cls(retriever, blend["weight"], blend["offset"], blend["scale"])
 
     def terms(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:

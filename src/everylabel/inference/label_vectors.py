@@ -8,9 +8,7 @@ per call, padded the official way, and not cached.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final, cast
 
 import torch
@@ -20,61 +18,11 @@ from ..config import GLiClassConfig
 from ..errors import InputError
 from ..label_tokens import LabelTokens, slot_index
 from ..modeling.model import GLiClassModel
+from ..runtime import label_max_length
+from .vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 
-# Distinct labels whose vectors are kept (384 floats each for MiniLM: 16,384 labels take 25 MB).
-LABEL_VECTOR_CACHE_SIZE: Final = 16384
 # Labels encoded per label-encoder pass.
 LABEL_BATCH: Final = 256
-
-
-class LabelVectorCache:
-    """label string -> vector (hidden,), least recently used dropped first; safe under threads."""
-
-    def __init__(self, size: int) -> None:
-        if size < 0:
-            raise InputError("label_cache_size", f"must be >= 0, got {size}")
-        self.size = size
-        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, keys: Sequence[str]) -> dict[str, torch.Tensor]:
-        found = {}
-        with self._lock:
-            for key in keys:
-                vector = self._items.get(key)
-                if vector is not None:
-                    self._items.move_to_end(key)
-                    found[key] = vector
-        return found
-
-    def put(self, items: dict[str, torch.Tensor]) -> None:
-        with self._lock:
-            for key, vector in items.items():
-                self._items[key] = vector
-                self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def fetch(
-        self, keys: Sequence[str], compute: Callable[[list[str]], torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        """Vectors of the distinct `keys`: cached ones as they are, the others from
-        `compute(missing) -> (len(missing), hidden)`, which are then cached."""
-        distinct = list(dict.fromkeys(keys))
-        table = self.get(distinct)
-        missing = [key for key in distinct if key not in table]
-        if missing:
-            fresh = dict(zip(missing, compute(missing), strict=True))
-            self.put(fresh)
-            table.update(fresh)
-        return table
 
 
 class LabelVectors:
@@ -89,11 +37,11 @@ class LabelVectors:
     ) -> None:
         config = cast(GLiClassConfig, model.config)
         self.model = model
-        self.tokens = LabelTokens(tokenizer, config)
+        self.tokens = LabelTokens(tokenizer, label_max_length(config))
         self.max_length = self.tokens.max_length
         self.mask_padding = mask_padding
         self.cacheable = mask_padding or config.pooling_strategy == "first"
-        self.cache = LabelVectorCache(cache_size)
+        self.cache: LabelVectorCache[torch.Tensor] = LabelVectorCache(cache_size)
 
     @torch.inference_mode()
     def encode(self, labels: Sequence[str], pad_to: int | None = None) -> torch.Tensor:
@@ -107,7 +55,9 @@ class LabelVectors:
         for start in range(0, len(order), max(step, 1)):
             chunk = order[start : start + step]
             ids, mask = self.tokens.pad([rows[i] for i in chunk], pad_to)
-            vectors = self.model.encode_labels(ids.to(device), mask.to(device), self.mask_padding)
+            vectors = self.model.encode_labels(
+                torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device), self.mask_padding
+            )
             for j, i in enumerate(chunk):
                 out[i] = vectors[j]
         return torch.stack([v for v in out if v is not None]) if rows else torch.empty(0)
@@ -156,4 +106,4 @@ def slot_inputs(
     if table is None:
         return None, None
     distinct, index = slot_index(per_row)
-    return torch.stack([table[label] for label in distinct]), index
+    return torch.stack([table[label] for label in distinct]), torch.from_numpy(index)

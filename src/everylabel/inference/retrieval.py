@@ -13,7 +13,7 @@ Label vectors are cached, so a label set of 10,000 names is embedded once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,22 +24,11 @@ from ..paths import MINILM_NAME, PathLike, resolve_path
 from ..prompt import wrapping_ids
 from ..runtime import backbone_max_length, resolve_device
 from .batching import collate
-from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
-from .labels import Label
-from .results import Shortlist
+from .shortlists import LABEL_TEMPLATE, window_pieces
+from .vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 
 if TYPE_CHECKING:
     from .classifier import Classifier
-
-LABEL_TEMPLATE: Final = "This text is about {label}."
-
-
-class Retriever(Protocol):
-    name: str
-
-    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Per text, one score per label of its set (same order); higher is more likely."""
-        ...
 
 
 class EmbeddingRetriever:
@@ -67,7 +56,7 @@ class EmbeddingRetriever:
         self.prefix, self.suffix = wrapping_ids(self.tokenizer)
         self.window = min(backbone_max_length(self.model.config), 512) - len(self.prefix) - len(self.suffix)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.cache = LabelVectorCache(cache_size)
+        self.cache: LabelVectorCache[torch.Tensor] = LabelVectorCache(cache_size)
 
     @torch.inference_mode()
     def embed(self, strings: Sequence[str]) -> torch.Tensor:
@@ -75,10 +64,7 @@ class EmbeddingRetriever:
         if not strings:
             return torch.empty(0)
         ids = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        pieces: list[tuple[int, list[int]]] = []  # (string index, wrapped window ids)
-        for i, row in enumerate(ids):
-            for start in range(0, max(len(row), 1), self.window):
-                pieces.append((i, self.prefix + row[start : start + self.window] + self.suffix))
+        pieces = window_pieces(ids, self.window, self.prefix, self.suffix)  # (string index, window ids)
         order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
         vectors = torch.zeros(len(pieces), self.model.config.hidden_size)
         for start in range(0, len(order), self.batch_size):
@@ -128,22 +114,3 @@ class BiEncoderRetriever:
             np.array([r.scores.get(label, 0.0) for label in labels])
             for r, labels in zip(results, label_sets, strict=True)
         ]
-
-
-def shortlist_labels(
-    ranker: Retriever, texts: Sequence[str], label_sets: Sequence[list[Label]], k: int
-) -> tuple[list[list[Label]], list[Shortlist | None]]:
-    """Each text's top-k labels by `ranker`, kept in the caller's order for the model, and the
-    shortlist record (best retriever score first). An empty text is not ranked (nor scored)."""
-    scored = [i for i, text in enumerate(texts) if text.strip()]
-    names = [[label.name for label in label_sets[i]] for i in scored]
-    ranked = ranker.rank([texts[i] for i in scored], names)
-    out_sets = list(label_sets)
-    records: list[Shortlist | None] = [None] * len(texts)
-    for i, scores in zip(scored, ranked, strict=True):
-        top = np.argsort(-scores, kind="stable")[:k]
-        out_sets[i] = [label_sets[i][j] for j in sorted(top)]
-        picked = [label_sets[i][j].name for j in top]
-        values = {name: float(scores[j]) for name, j in zip(picked, top, strict=True)}
-        records[i] = Shortlist(picked, values, len(label_sets[i]), ranker.name)
-    return out_sets, records

@@ -30,7 +30,7 @@ from ..loading import create_model, is_gliclass_checkpoint, load_model
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..prompt import InputBuilder
-from ..runtime import model_max_length, resolve_device
+from ..runtime import label_max_length, model_max_length, resolve_device
 from ..tokenization import load_label_tokenizer
 from . import checkpoints
 from .config import LOWER_IS_BETTER, TrainConfig, TrainConfigError
@@ -138,7 +138,7 @@ class Trainer:
         label_tokens = None
         if gliclass_config.is_bi_encoder:
             label_tokens = LabelTokens(
-                label_tokenizer or load_label_tokenizer(gliclass_config), gliclass_config
+                label_tokenizer or load_label_tokenizer(gliclass_config), label_max_length(gliclass_config)
             )
         self.collator = Collator(builder, self.multi_label, pad, gliclass_config.ignore_index, label_tokens)
 

@@ -1,0 +1,59 @@
+"""Shortlists: a retriever ranks a text's labels, and only the top k reach the model.
+
+A retriever maps texts and their candidate label names to one score per label (higher ranks
+first); `retrieval.py` has the torch ones, `onnx/` the onnxruntime one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+import numpy as np
+
+from .labels import Label
+from .results import Shortlist
+
+# How a label stands in a sentence for a sentence-embedding model (the embedding baseline's).
+LABEL_TEMPLATE: Final = "This text is about {label}."
+
+
+class Retriever(Protocol):
+    name: str
+
+    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Per text, one score per label of its set (same order); higher is more likely."""
+        ...
+
+
+def window_pieces(
+    rows: Sequence[Sequence[int]], window: int, prefix: list[int], suffix: list[int]
+) -> list[tuple[int, list[int]]]:
+    """Each string's token ids cut into windows of `window` tokens, each wrapped: (string index, ids).
+
+    An embedding retriever embeds every window and averages a string's windows, so nothing is cut.
+    """
+    pieces: list[tuple[int, list[int]]] = []
+    for i, row in enumerate(rows):
+        for start in range(0, max(len(row), 1), window):
+            pieces.append((i, prefix + list(row[start : start + window]) + suffix))
+    return pieces
+
+
+def shortlist_labels(
+    ranker: Retriever, texts: Sequence[str], label_sets: Sequence[list[Label]], k: int
+) -> tuple[list[list[Label]], list[Shortlist | None]]:
+    """Each text's top-k labels by `ranker`, kept in the caller's order for the model, and the
+    shortlist record (best retriever score first). An empty text is not ranked (nor scored)."""
+    scored = [i for i, text in enumerate(texts) if text.strip()]
+    names = [[label.name for label in label_sets[i]] for i in scored]
+    ranked = ranker.rank([texts[i] for i in scored], names)
+    out_sets = list(label_sets)
+    records: list[Shortlist | None] = [None] * len(texts)
+    for i, scores in zip(scored, ranked, strict=True):
+        top = np.argsort(-scores, kind="stable")[:k]
+        out_sets[i] = [label_sets[i][j] for j in sorted(top)]
+        picked = [label_sets[i][j].name for j in top]
+        values = {name: float(scores[j]) for name, j in zip(picked, top, strict=True)}
+        records[i] = Shortlist(picked, values, len(label_sets[i]), ranker.name)
+    return out_sets, records

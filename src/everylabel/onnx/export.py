@@ -1,0 +1,363 @@
+"""Export a GLiClass checkpoint to ONNX (needs torch): the graphs, tokenizers, manifest and parity.
+
+- uni-encoder: one graph, `input_ids`, `attention_mask` (batch, sequence) and `label_slots`
+  (labels,) -> `logits` (batch, labels). `label_slots` carries only its length: the number of
+  label slots of the batch. LoRA adapters are merged first.
+- bi-encoder and bi-encoder-fused: a label graph (`label_input_ids`, `label_attention_mask`
+  (labels, label_sequence) -> `label_vectors` (labels, width)), so label vectors stay cacheable,
+  and a text graph that takes them: `label_vectors` (labels, width) and `label_index`
+  (batch, slots; -1 for padding) -> `logits` (batch, slots).
+- a model with an embedding blend: also its embedding backbone, `input_ids`, `attention_mask`
+  -> `embedding` (batch, width), mean-pooled over real tokens and L2-normalised.
+
+The pooling mode (`mask_padding`) is the Classifier's default for the checkpoint and is fixed in
+the graph. Every graph is run on inputs other than those it was traced with, against the torch
+model, before the export is kept (fp32 logits within 1e-4); those inputs and outputs are written
+as `parity.npz`. `int8=True` then quantizes the weights of every graph dynamically (see
+`quantize.py`); its agreement with fp32 is measured and written into the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..adapters import is_lora, merge_lora
+from ..errors import ConfigError, NotSupportedError
+from ..inference.batching import pad_rows
+from ..inference.classifier import Classifier
+from ..loading import load_model
+from ..paths import PathLike, resolve_path
+from ..tokenization import load_label_tokenizer
+from .manifest import MANIFEST, OnnxManifest, TokenizerInfo
+from .runtime import Session
+
+MIN_OPSET = 17
+PARITY_TOLERANCE = 1e-4
+# Options whose computation the ONNX graphs do not reproduce: the config key and why.
+REFUSED = {
+    "use_lstm": "the bidirectional LSTM runs on packed sequences, which do not export",
+}
+
+_TEXTS = [
+    "The striker scored twice and the home side won the cup final after extra time.",
+    "Parliament passed the budget.",
+    "Whisk the eggs with sugar, fold in the flour and bake the cake for twenty minutes at 180 degrees.",
+]
+_LABELS = [["sports", "politics", "cooking"], ["economy", "law"], ["baking", "science", "travel", "music"]]
+
+
+class _UniGraph(nn.Module):
+    def __init__(self, model: nn.Module, mask_padding: bool) -> None:
+        super().__init__()
+        self.model, self.mask_padding = model, mask_padding
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_slots: torch.Tensor
+    ) -> Any:
+        out = self.model(
+            input_ids, attention_mask, max_num_classes=label_slots.shape[0], mask_padding=self.mask_padding
+        )
+        return out.logits
+
+
+class _BiTextGraph(nn.Module):
+    def __init__(self, model: nn.Module, mask_padding: bool) -> None:
+        super().__init__()
+        self.model, self.mask_padding = model, mask_padding
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        label_vectors: torch.Tensor,
+        label_index: torch.Tensor,
+    ) -> Any:
+        out = self.model(
+            input_ids,
+            attention_mask,
+            max_num_classes=label_index.shape[1],
+            mask_padding=self.mask_padding,
+            label_embeddings=label_vectors,
+            label_index=label_index,
+        )
+        return out.logits
+
+
+class _LabelGraph(nn.Module):
+    def __init__(self, model: Any, mask_padding: bool) -> None:
+        super().__init__()
+        self.model, self.mask_padding = model, mask_padding
+
+    def forward(self, label_input_ids: torch.Tensor, label_attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_labels(label_input_ids, label_attention_mask, self.mask_padding)
+
+
+class _EmbeddingGraph(nn.Module):
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]  # (batch, seq, width)
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)  # (batch, width)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def _export(module: nn.Module, args: tuple, path: Path, names: list[str], axes: dict, opset: int) -> None:
+    outputs = [n for n in axes if n not in names]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
+        torch.onnx.export(
+            module.eval(),
+            args,
+            str(path),
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+
+
+def check_exportable(config: Any, opset: int) -> None:
+    """Refuse what the graphs cannot reproduce, naming the option."""
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise NotSupportedError(f"opset: {opset!r}; the export needs opset {MIN_OPSET} or newer")
+    for key, why in REFUSED.items():
+        if getattr(config, key, False):
+            raise NotSupportedError(f"{key}: cannot be exported to ONNX ({why})")
+
+
+def export_onnx(
+    model: PathLike,
+    out: PathLike,
+    *,
+    int8: bool = False,
+    opset: int = MIN_OPSET,
+    weight_type: str = "qint8",
+    reduce_range: bool = False,
+    replace: bool = True,
+) -> Path:
+    """Export the checkpoint at `model` into the folder `out` (written whole, then moved in place).
+
+    `replace=False` keeps an `out` that another process finished first (a shared cache folder).
+    """
+    import onnxruntime  # noqa: F401  (the parity check runs the graphs; fail before the work)
+
+    gliclass, tokenizer = load_model(model, dtype=torch.float32)
+    check_exportable(gliclass.config, opset)
+    if is_lora(gliclass):
+        merge_lora(gliclass)
+    options: dict[str, Any] = {}
+    if gliclass.config.is_bi_encoder:
+        options["label_tokenizer"] = load_label_tokenizer(gliclass.config, str(resolve_path(model)))
+    clf = Classifier(gliclass, tokenizer, device="cpu", dtype="fp32", **options)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    try:
+        manifest = _write_graphs(clf, work, opset, str(model))
+        if int8:
+            from .quantize import quantize_export
+
+            quantize_export(work, manifest, weight_type, reduce_range)
+        manifest.save(work)
+        if replace and out.exists():
+            shutil.rmtree(out)
+        try:
+            os.rename(work, out)
+        except OSError:
+            if replace or not (out / MANIFEST).is_file():
+                raise  # not a finished export of another process
+
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _write_graphs(clf: Classifier, folder: Path, opset: int, source: str) -> OnnxManifest:
+    config = clf.model.config
+    tokenizer: Any = clf.tokenizer
+    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    text_info = TokenizerInfo("tokenizer.json", clf.pad_id, list(tokenizer.all_special_ids), clf.max_length)
+    manifest = OnnxManifest(
+        architecture_type=config.architecture_type,
+        prompt_first=bool(config.prompt_first),
+        special_ids=tuple(config.special_token_ids()),
+        mask_padding=clf.mask_padding,
+        opset=opset,
+        int8=False,
+        text=text_info,
+        source=source,
+    )
+    parity: dict[str, np.ndarray] = {}
+    trace = clf.prepare(_TEXTS[:2], [labels[:2] for labels in _LABELS[:2]])
+    check = clf.prepare(_TEXTS, _LABELS)
+    if config.is_bi_encoder:
+        _write_bi_encoder(clf, folder, opset, manifest, trace, check, parity)
+    else:
+        graph = _UniGraph(clf.model, clf.mask_padding)
+        axes = {
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "label_slots": {0: "labels"},
+            "logits": {0: "batch", 1: "labels"},
+        }
+        ids, mask, slots = _uni_inputs(clf, trace)
+        _export(
+            graph,
+            (ids, mask, slots),
+            folder / "model.onnx",
+            ["input_ids", "attention_mask", "label_slots"],
+            axes,
+            opset,
+        )
+        ids, mask, slots = _uni_inputs(clf, check)
+        with torch.no_grad():
+            expected = graph(ids, mask, slots).numpy()
+        feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "label_slots": slots.numpy()}
+        _check(folder / "model.onnx", feeds, expected, "model.onnx")
+        parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
+    if clf.blend is not None:
+        _write_embedding(clf, folder, opset, manifest, parity)
+    np.savez(folder / "parity.npz", **cast(dict[str, Any], parity))
+    return manifest
+
+
+def _uni_inputs(clf: Classifier, prepared: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
+    slots = torch.zeros(max(p.num_labels for p in prepared.passes), dtype=torch.int64)
+    return torch.from_numpy(ids), torch.from_numpy(mask), slots
+
+
+def _check(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray, name: str) -> None:
+    got = Session(path, None).run(feeds)
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=PARITY_TOLERANCE, rtol=0):
+        worst = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+        raise NotSupportedError(
+            f"{name}: the ONNX graph differs from the torch model by {worst:.2e} (shapes {got.shape} vs "
+            f"{expected.shape}); this model's options do not export faithfully"
+        )
+
+
+def _write_bi_encoder(
+    clf: Classifier, folder: Path, opset: int, manifest: OnnxManifest, trace: Any, check: Any, parity: dict
+) -> None:
+    assert clf.label_vectors is not None
+    vectors = clf.label_vectors
+    if not vectors.cacheable:
+        raise NotSupportedError(
+            "mask_padding: pooled with padding (the official avg pooling), a label's vector depends on "
+            "its batch; export a checkpoint served with mask_padding=True"
+        )
+    label_tokenizer: Any = vectors.tokens.tokenizer
+    label_tokenizer.backend_tokenizer.save(str(folder / "label_tokenizer.json"))
+    manifest.label = TokenizerInfo(
+        "label_tokenizer.json",
+        vectors.tokens.pad_id,
+        list(label_tokenizer.all_special_ids),
+        vectors.max_length,
+    )
+    label_graph = _LabelGraph(clf.model, clf.mask_padding)
+    label_axes = {
+        "label_input_ids": {0: "labels", 1: "label_sequence"},
+        "label_attention_mask": {0: "labels", 1: "label_sequence"},
+        "label_vectors": {0: "labels"},
+    }
+
+    def label_inputs(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pad_rows(vectors.tokens.ids(labels), vectors.tokens.pad_id)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    _export(label_graph, label_inputs(["sports", "world politics"]), folder / "label_encoder.onnx",
+            ["label_input_ids", "label_attention_mask"], label_axes, opset)  # fmt: skip
+    check_labels = sorted({label for labels in _LABELS for label in labels})
+    ids, mask = label_inputs(check_labels)
+    with torch.no_grad():
+        expected_vectors = label_graph(ids, mask)
+    feeds = {"label_input_ids": ids.numpy(), "label_attention_mask": mask.numpy()}
+    _check(folder / "label_encoder.onnx", feeds, expected_vectors.numpy(), "label_encoder.onnx")
+    parity.update(
+        {f"labels.{k}": v for k, v in feeds.items()}, **{"labels.label_vectors": expected_vectors.numpy()}
+    )
+    manifest.label_width = int(expected_vectors.shape[1])
+
+    text_graph = _BiTextGraph(clf.model, clf.mask_padding)
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "label_vectors": {0: "labels"},
+        "label_index": {0: "batch", 1: "slots"},
+        "logits": {0: "batch", 1: "slots"},
+    }
+
+    def text_inputs(prepared: Any) -> tuple[torch.Tensor, ...]:
+        ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
+        per_pass = [clf._slot_labels(prepared, p) for p in prepared.passes]
+        table = clf.label_table(prepared)
+        from ..inference.label_vectors import slot_inputs
+
+        label_vectors, index = slot_inputs(table, per_pass)
+        assert label_vectors is not None and index is not None
+        return torch.from_numpy(ids), torch.from_numpy(mask), label_vectors.float(), index
+
+    _export(text_graph, text_inputs(trace), folder / "model.onnx",
+            ["input_ids", "attention_mask", "label_vectors", "label_index"], axes, opset)  # fmt: skip
+    args = text_inputs(check)
+    with torch.no_grad():
+        expected = text_graph(*args).numpy()
+    feeds = dict(
+        zip(
+            ["input_ids", "attention_mask", "label_vectors", "label_index"],
+            [a.numpy() for a in args],
+            strict=True,
+        )
+    )
+    _check(folder / "model.onnx", feeds, expected, "model.onnx")
+    parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
+
+
+def _write_embedding(clf: Classifier, folder: Path, opset: int, manifest: OnnxManifest, parity: dict) -> None:
+    assert clf.blend is not None
+    retriever: Any = clf.blend.retriever
+    if not hasattr(retriever, "model"):
+        raise ConfigError(
+            "embedding_blend: its retriever is not an embedding backbone; it cannot be exported"
+        )
+    retriever.tokenizer.backend_tokenizer.save(str(folder / "embedding_tokenizer.json"))
+    width = retriever.window + len(retriever.prefix) + len(retriever.suffix)
+    manifest.embedding = TokenizerInfo(
+        "embedding_tokenizer.json", retriever.pad_id, list(retriever.tokenizer.all_special_ids), width
+    )
+    manifest.embedding_blend = dict(clf.model.config.embedding_blend)
+    graph = _EmbeddingGraph(retriever.model.float())
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "embedding": {0: "batch"},
+    }
+
+    def inputs(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = retriever.tokenizer(texts)["input_ids"]
+        ids, mask = pad_rows(rows, retriever.pad_id)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    _export(
+        graph, inputs(_TEXTS[:2]), folder / "embedding.onnx", ["input_ids", "attention_mask"], axes, opset
+    )
+    ids, mask = inputs([*_TEXTS, "This text is about sports."])
+    with torch.no_grad():
+        expected = graph(ids, mask).numpy()
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    _check(folder / "embedding.onnx", feeds, expected, "embedding.onnx")
+    parity.update({f"embedding.{k}": v for k, v in feeds.items()}, **{"embedding.embedding": expected})
