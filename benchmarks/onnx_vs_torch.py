@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=128, help="mixed texts per throughput point")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--news", type=int, default=1000, help="20 Newsgroups test texts for macro-F1")
+    parser.add_argument("--reviews", type=int, help="a seeded sample of Rotten Tomatoes (default: all)")
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
@@ -136,7 +137,11 @@ def main() -> None:
               + f" | {speeds[1] / speeds[0]:.2f}x | {speeds[2] / speeds[0]:.2f}x |", flush=True)  # fmt: skip
 
     print(f"\n| dataset | texts | {' | '.join(names)} |\n|---|---:|" + "---:|" * len(names))
-    sets = [load_named("20newsgroups", "test", args.news), r8, load_named("rotten_tomatoes")]
+    sets = [
+        load_named("20newsgroups", "test", args.news),
+        r8,
+        load_named("rotten_tomatoes", limit=args.reviews),
+    ]
     for data in sets:
         row = [
             evaluate(Wrapped(n, c), data, progress=False)["metrics"]["macro_f1"] for n, c in backends.items()

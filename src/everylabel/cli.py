@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
     onnx.add_argument("--weight-type", choices=("qint8", "quint8"), default="qint8", help="int8 weight type")
     onnx.add_argument("--reduce-range", action="store_true", help="7-bit weights (older CPUs without VNNI)")
+    onnx.add_argument(
+        "--int8-embedding", action="store_true", help="with --int8, quantize an embedding blend's graph too"
+    )
     build = commands.add_parser(
         "build-data",
         help="training records from WordNet, Debian package lists and fortunes",
@@ -415,6 +418,7 @@ def export_command(args: argparse.Namespace) -> int:
         opset=args.opset,
         weight_type=args.weight_type,
         reduce_range=args.reduce_range,
+        int8_embedding=args.int8_embedding,
     )
     manifest = json_module.loads((folder / "everylabel_onnx.json").read_text())
     graphs = sorted(p.name for p in folder.glob("*.onnx"))

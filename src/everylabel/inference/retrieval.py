@@ -57,6 +57,10 @@ class EmbeddingRetriever:
         self.window = min(backbone_max_length(self.model.config), 512) - len(self.prefix) - len(self.suffix)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cache: LabelVectorCache[torch.Tensor] = LabelVectorCache(cache_size)
+        # Long texts are expected (they are embedded window by window); mute the tokenizer's notice.
+        getattr(self.tokenizer, "deprecation_warnings", {})[
+            "sequence-length-is-longer-than-the-specified-maximum"
+        ] = True
 
     @torch.inference_mode()
     def embed(self, strings: Sequence[str]) -> torch.Tensor:

@@ -13,8 +13,9 @@
 The pooling mode (`mask_padding`) is the Classifier's default for the checkpoint and is fixed in
 the graph. Every graph is run on inputs other than those it was traced with, against the torch
 model, before the export is kept (fp32 logits within 1e-4); those inputs and outputs are written
-as `parity.npz`. `int8=True` then quantizes the weights of every graph dynamically (see
-`quantize.py`); its agreement with fp32 is measured and written into the manifest.
+as `parity.npz`. `int8=True` then quantizes the weights of the text and label graphs dynamically
+(the embedding graph too with `int8_embedding=True`; see `quantize.py`); the agreement with fp32
+is measured and written into the manifest.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def export_onnx(
     opset: int = MIN_OPSET,
     weight_type: str = "qint8",
     reduce_range: bool = False,
+    int8_embedding: bool = False,
     replace: bool = True,
 ) -> Path:
     """Export the checkpoint at `model` into the folder `out` (written whole, then moved in place).
@@ -170,7 +172,7 @@ def export_onnx(
         if int8:
             from .quantize import quantize_export
 
-            quantize_export(work, manifest, weight_type, reduce_range)
+            quantize_export(work, manifest, weight_type, reduce_range, int8_embedding)
         manifest.save(work)
         if replace and out.exists():
             shutil.rmtree(out)
