@@ -249,7 +249,7 @@ class OnnxClassifier(ClassifierEngine):
         return self.label_encoder.table(pieces)
 
     def values_per_slot(self) -> int | None:
-        return self.manifest.label_width or None if self.label_encoder is not None else None
+        return self.manifest.label_width if self.label_encoder is not None else None
 
     def run_rows(
         self,
