@@ -266,7 +266,7 @@ def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
     clf = Classifier(model, tokenizer, device="cpu")
     prepared = clf.prepare(TEXTS, [LABELS, LABELS[:2], ["art", *LABELS], ["war"]])
     table = clf.label_table(prepared)
-    vectors, index = slot_inputs(table, [clf._slot_labels(prepared, p) for p in prepared.passes])
+    vectors, index = slot_inputs(table, [clf.slot_labels(prepared, p) for p in prepared.passes])
     ids, mask = collate([p.input_ids for p in prepared.passes], clf.pad_id)
     with torch.no_grad():
         fast = model(ids, mask, label_embeddings=vectors, label_index=index)

@@ -16,8 +16,9 @@ from typing import Any
 
 from .cli_io import CliError, read_labels, read_rows, split_rows, write_jsonl_line, write_table_entry
 from .errors import EverylabelError, MissingDependencyError
+from .serving.command import add_serve_parser, serve_command
 
-__all__ = ["CliError", "build_parser", "main"]
+__all__ = ["CliError", "build_parser", "main", "serve_command"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="resume even though the config or data differ from the checkpoint's",
         )
         train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
+    add_serve_parser(commands)
     return parser
 
 
@@ -191,6 +193,7 @@ COMMANDS = {
     "bench": "bench_command",
     "build-data": "build_data_command",
     "export": "export_command",
+    "serve": "serve_command",
 }
 
 

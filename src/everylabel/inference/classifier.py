@@ -269,7 +269,7 @@ class Classifier(ClassifierEngine):
         """A bi-encoder's vectors of the call's distinct labels (see `LabelVectors.for_call`)."""
         if self.label_vectors is None or not prepared.requests:
             return None
-        per_pass = [self._slot_labels(prepared, item) for item in prepared.passes]
+        per_pass = [self.slot_labels(prepared, item) for item in prepared.passes]
         first = prepared.requests[0]
         shared = all(
             r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests

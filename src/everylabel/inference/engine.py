@@ -168,12 +168,17 @@ class ClassifierEngine:
     def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
         """Pass indices grouped into length-sorted batches within the size and token budgets."""
         lengths = [len(p.input_ids) for p in prepared.passes]
+        return plan_batches(lengths, self.batch_limit(prepared.passes, batch_size), self.max_batch_tokens)
+
+    def batch_limit(self, passes: Sequence[Pass], batch_size: int | None = None) -> int:
+        """The most passes one batch of these may hold: `batch_size` (default the classifier's), less
+        for a bi-encoder whose label slots hold vectors (see `MAX_BATCH_LABEL_VALUES`)."""
         size = batch_size or self.batch_size
         per_slot = self.values_per_slot()
-        if per_slot is not None and prepared.passes:  # label slots hold vectors too
-            most = max(p.num_labels for p in prepared.passes)
+        if per_slot is not None and passes:
+            most = max(p.num_labels for p in passes)
             size = max(1, min(size, MAX_BATCH_LABEL_VALUES // (most * per_slot)))
-        return plan_batches(lengths, size, self.max_batch_tokens)
+        return size
 
     def score(
         self, prepared: Prepared, batch_size: int | None = None, progress: bool | None = None
@@ -186,7 +191,7 @@ class ClassifierEngine:
         for batch in batches:
             rows = [prepared.passes[i] for i in batch]
             ids, mask = pad_rows([p.input_ids for p in rows], self.pad_id)
-            slot_labels = [self._slot_labels(prepared, p) for p in rows] if table is not None else None
+            slot_labels = [self.slot_labels(prepared, p) for p in rows] if table is not None else None
             out = self.run_rows(ids, mask, max(p.num_labels for p in rows), table, slot_labels)
             for row, index, item in zip(out, batch, rows, strict=True):
                 logits[index] = row[: item.num_labels]
@@ -195,23 +200,31 @@ class ClassifierEngine:
         if bar is not None:
             bar.close()
         if self.blend is not None:
-            self._add_blend(prepared, logits)
+            self.add_blend([(prepared, logits)])
         return logits
 
-    def _add_blend(self, prepared: Prepared, logits: list[np.ndarray]) -> None:
-        """Add the embedding term to each pass's logits, in place (one text embedding per request)."""
+    def add_blend(self, calls: Sequence[tuple[Prepared, list[np.ndarray]]]) -> None:
+        """Add the embedding term to each pass's logits, in place, for one or more calls at once
+        (one text embedding per request; the server blends the calls that finish together)."""
         assert self.blend is not None
-        requests = prepared.requests
-        pieces = [
-            [self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)]
-            for r in requests
-        ]
-        terms = self.blend.terms([r.text for r in requests], pieces)  # request -> (labels,)
-        for index, item in enumerate(prepared.passes):
-            start, end = prepared.plans[item.request].groups[item.group]
-            logits[index] = self.blend.combine(logits[index], terms[item.request][start:end])
+        texts: list[str] = []
+        pieces: list[list[str]] = []
+        for prepared, _ in calls:
+            for r in prepared.requests:
+                texts.append(r.text)
+                pieces.append(
+                    [self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)]
+                )
+        terms = self.blend.terms(texts, pieces)  # request of any call -> (labels,)
+        first = 0  # the call's first request in `terms`
+        for prepared, logits in calls:
+            for index, item in enumerate(prepared.passes):
+                start, end = prepared.plans[item.request].groups[item.group]
+                own = terms[first + item.request]
+                logits[index] = self.blend.combine(logits[index], own[start:end])
+            first += len(prepared.requests)
 
-    def _slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
+    def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
         request = prepared.requests[item.request]
         start, end = prepared.plans[item.request].groups[item.group]

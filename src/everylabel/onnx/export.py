@@ -305,7 +305,7 @@ def _write_bi_encoder(
 
     def text_inputs(prepared: Any) -> tuple[torch.Tensor, ...]:
         ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
-        per_pass = [clf._slot_labels(prepared, p) for p in prepared.passes]
+        per_pass = [clf.slot_labels(prepared, p) for p in prepared.passes]
         table = clf.label_table(prepared)
         from ..inference.label_vectors import slot_inputs
 

@@ -245,7 +245,7 @@ class OnnxClassifier(ClassifierEngine):
     def label_table(self, prepared: Prepared) -> dict[str, Any] | None:
         if self.label_encoder is None or not prepared.requests:
             return None
-        pieces = [label for item in prepared.passes for label in self._slot_labels(prepared, item)]
+        pieces = [label for item in prepared.passes for label in self.slot_labels(prepared, item)]
         return self.label_encoder.table(pieces)
 
     def values_per_slot(self) -> int | None:

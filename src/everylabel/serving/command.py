@@ -1,0 +1,75 @@
+"""`everylabel serve`: the HTTP service on uvicorn (argument parsing here; the app in `app.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from ..errors import MissingDependencyError
+
+
+def add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="an HTTP service with dynamic batching (FastAPI on uvicorn)",
+        description="POST /v1/classify, GET /health, /info, /metrics (Prometheus) and /docs. The texts "
+        "of concurrent requests are batched together; SIGTERM finishes what is in flight, then exits.",
+    )
+    serve.add_argument("--model", default="default", help="checkpoint folder, hub id or ONNX export")
+    serve.add_argument(
+        "--backend", choices=("auto", "torch", "onnx"), default="auto", help="as for `classify`"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    serve.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
+    serve.add_argument("--max-length", type=int, help="token window (default: the model's)")
+    serve.add_argument("--batch-size", type=int, default=32, help="most model inputs per batch")
+    serve.add_argument(
+        "--max-batch-tokens", type=int, help="padded tokens per batch (default: the classifier's budget)"
+    )
+    serve.add_argument(
+        "--max-queue-texts", type=int, default=1024, help="texts queued at once; beyond them 429"
+    )
+    serve.add_argument(
+        "--max-request-texts", type=int, default=256, help="texts in one request; beyond them 413"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=8 * 2**20, help="request body size; beyond it 413"
+    )
+    serve.add_argument("--retriever", help="what ranks labels for requests with 'shortlist' (see classify)")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .app import ServeSettings, create_app
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"serve: needs the server extra ({error.name} is missing): pip install 'everylabel[serve]'"
+        ) from None
+    from ..cli import load_classifier
+
+    settings = ServeSettings(
+        model=args.model,
+        max_batch_tokens=args.max_batch_tokens,
+        max_queue_texts=args.max_queue_texts,
+        max_request_texts=args.max_request_texts,
+        max_body_bytes=args.max_body_bytes,
+        retriever=args.retriever,
+    )
+    args.verbose = True  # say which backend runs, on stderr
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    app = create_app(lambda: load_classifier(args), settings)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log
+    )
+    server = uvicorn.Server(config)
+    service = app.state.service
+    service.on_failure = lambda _error: setattr(server, "should_exit", True)
+    server.run()
+    return 1 if service.status == "failed" else 0

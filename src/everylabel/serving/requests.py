@@ -1,0 +1,71 @@
+"""The body of `POST /v1/classify`: read it, bound it, and turn it into `prepare`'s arguments.
+
+The fields are the `Classifier.classify` arguments of the same names. Their values are checked by
+the classifier itself (in the worker), so a bad value gets exactly the CLI's and the library's
+message (`texts[3]: ...`); here only the envelope is checked: JSON, an object, known fields, and
+the size limits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import InputError
+
+
+class ClassifyRequest(BaseModel):
+    """What `/docs` shows for the request body (the service reads the body itself, see module doc)."""
+
+    texts: list[str] | str = Field(description="the texts to classify (a string is one text)")
+    labels: Any = Field(
+        description="candidate labels: one list for all texts, one list per text, or a hierarchy "
+        "(nested objects and lists, flattened to parent.child); an item is a name, "
+        '{"name", "description"} or [name, description]'
+    )
+    multi_label: bool = Field(True, description="sigmoid scores and thresholds; false: softmax, top label")
+    threshold: float | list[float] | dict[str, float] = Field(
+        0.5, description="multi-label decision threshold: one number, one per text, or per label"
+    )
+    prompt: str | list[str | None] | None = Field(None, description="task prompt: one, or one per text")
+    examples: Any = Field(None, description='few-shot examples: [{"text", "labels"}], or one list per text')
+    truncation: Literal["warn", "error", "chunk"] = Field(
+        "warn", description="a text longer than the model's window: cut and report, refuse, or score windows"
+    )
+    aggregation: Literal["max", "mean"] = Field("max", description="how chunk windows' scores combine")
+    overlap: int | None = Field(None, description="tokens shared by consecutive chunk windows")
+    shortlist: int | None = Field(
+        None, description="for many labels: rank them with the server's retriever, score the top k"
+    )
+
+
+FIELDS = tuple(ClassifyRequest.model_fields)
+
+
+class TooLarge(Exception):
+    """The request is over a size limit (HTTP 413)."""
+
+
+def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int]:
+    """(`prepare`'s keyword arguments, number of texts) from a request body; raises `InputError`
+    for a malformed envelope and `TooLarge` for too many texts."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError("body", f"not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise InputError("body", f"expected a JSON object with 'texts' and 'labels', got {kind}")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise InputError(unknown[0], f"unknown field (fields: {', '.join(FIELDS)})")
+    for required in ("texts", "labels"):
+        if required not in data:
+            raise InputError(required, "missing")
+    texts = data["texts"]
+    count = len(texts) if isinstance(texts, list) else 1
+    if count > max_request_texts:
+        raise TooLarge(f"texts: {count} texts in one request; this server takes at most {max_request_texts}")
+    return data, count
