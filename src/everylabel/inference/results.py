@@ -47,7 +47,10 @@ class ClassificationResult:
     shortlist: Shortlist | None = None  # with shortlist=k: the labels the model scored (of all given)
 
     def nested(self) -> Any:
-        """Scores in the shape of the label hierarchy the caller gave (flat dict without one)."""
+        """Scores in the shape of the label hierarchy the caller gave (flat dict without one; an empty
+        text has no scores: {})."""
+        if self.empty:
+            return {}
         return nest_scores(self.scores, self.hierarchy) if self.hierarchy is not None else dict(self.scores)
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,7 +33,9 @@ def add_serve_parser(commands: Any) -> None:
         "--max-queue-texts", type=int, default=1024, help="texts queued at once; beyond them 429"
     )
     serve.add_argument(
-        "--max-request-texts", type=int, default=256, help="texts in one request; beyond them 413"
+        "--max-request-texts",
+        type=int,
+        help="texts in one request; beyond them 413 (default: 256, or the queue bound if smaller)",
     )
     serve.add_argument(
         "--max-body-bytes", type=int, default=8 * 2**20, help="request body size; beyond it 413"
@@ -58,7 +60,7 @@ def serve_command(args: argparse.Namespace) -> int:
         model=args.model,
         max_batch_tokens=args.max_batch_tokens,
         max_queue_texts=args.max_queue_texts,
-        max_request_texts=args.max_request_texts,
+        max_request_texts=args.max_request_texts or min(256, args.max_queue_texts),
         max_body_bytes=args.max_body_bytes,
         retriever=args.retriever,
     )

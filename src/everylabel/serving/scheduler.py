@@ -33,6 +33,9 @@ from .metrics import ServiceMetrics
 
 logger = logging.getLogger("everylabel.serve")
 
+# A batch is packed from at most this many batches' worth of the oldest waiting inputs.
+POOL_BATCHES = 2
+
 
 class QueueFull(Exception):
     """The queue holds too many texts to take this request; try again in `retry_after` seconds."""
@@ -194,10 +197,16 @@ class Scheduler:
             self._drop(job)
 
     def _step(self) -> None:
-        """Run the batch that holds the oldest waiting input, then answer the jobs it completed."""
-        passes = [job.prepared.passes[i] for job, i in self._pending if job.prepared is not None]
+        """Run the batch that holds the oldest waiting input, then answer the jobs it completed.
+
+        The batch is packed from the oldest `POOL_BATCHES` batches' worth of inputs: enough to group
+        similar lengths, few enough that requests finish in arrival order rather than all at the end.
+        """
+        limit = self.engine.batch_limit([job.prepared.passes[i] for job, i in self._pending if job.prepared])
+        pool = self._pending[: POOL_BATCHES * limit]
+        passes = [job.prepared.passes[i] for job, i in pool if job.prepared is not None]
         lengths = [len(p.input_ids) for p in passes]
-        batches = plan_batches(lengths, self.engine.batch_limit(passes), self.max_batch_tokens)
+        batches = plan_batches(lengths, limit, self.max_batch_tokens)
         chosen = next(batch for batch in batches if 0 in batch)
         taken = set(chosen)
         items = [self._pending[k] for k in sorted(chosen)]
