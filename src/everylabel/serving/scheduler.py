@@ -123,8 +123,8 @@ class Scheduler:
                 raise QueueFull(self._retry_after())
             self._queued += texts
             self.metrics.queue_texts.set(self._queued)
-        job = Job(arguments, texts, loop, loop.create_future())
-        self._inbox.put(job)
+            job = Job(arguments, texts, loop, loop.create_future())
+            self._inbox.put(job)  # under the lock: never behind `close`'s stop mark
         return job
 
     def close(self, timeout: float | None = None) -> None:
