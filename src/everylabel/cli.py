@@ -16,9 +16,10 @@ from typing import Any
 
 from .cli_io import CliError, read_labels, read_rows, split_rows, write_jsonl_line, write_table_entry
 from .errors import EverylabelError, MissingDependencyError
+from .evaluation.calibrate_command import add_calibrate_parser, calibrate_command
 from .serving.command import add_serve_parser, serve_command
 
-__all__ = ["CliError", "build_parser", "main", "serve_command"]
+__all__ = ["CliError", "build_parser", "calibrate_command", "main", "serve_command"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
     add_serve_parser(commands)
+    add_calibrate_parser(commands)
     return parser
 
 
@@ -194,6 +196,7 @@ COMMANDS = {
     "build-data": "build_data_command",
     "export": "export_command",
     "serve": "serve_command",
+    "calibrate": "calibrate_command",
 }
 
 

@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..config import GLiClassConfig
 from ..errors import NumericalError
-from ..loading import is_gliclass_checkpoint, load_model
+from ..loading import is_gliclass_checkpoint, load_model, resolve_path
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..onnx.backend import onnx_folder, pick_backend
@@ -25,6 +25,7 @@ from ..prompt import DescriptionMode, InputBuilder
 from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
 from . import inputs
+from .calibration import Calibration, load_calibration
 from .embedding_blend import EmbeddingBlend
 from .engine import (
     MAX_BATCH_LABEL_VALUES,
@@ -64,6 +65,10 @@ class Classifier(ClassifierEngine):
     the batch it lands in, or with the padding as the official poolers do (False). Default: as the
     checkpoint's config records it from everylabel training, else True.
 
+    `calibration`: scale and bias each label's logit and give tuned default thresholds (see
+    `inference/calibration.py`); `from_pretrained` loads the one `everylabel calibrate` stored with
+    the checkpoint (`calibration=False` leaves it off).
+
     `embedding_blend`: add the sentence-embedding term of a checkpoint whose config has one (see
     `inference/embedding_blend.py`; the default model does); False scores with the model alone.
 
@@ -89,6 +94,7 @@ class Classifier(ClassifierEngine):
         label_tokenizer: PreTrainedTokenizerBase | None = None,
         label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
         embedding_blend: bool = True,
+        calibration: Calibration | None = None,
     ) -> None:
         inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
         if batch_size < 1:
@@ -133,6 +139,7 @@ class Classifier(ClassifierEngine):
             spec = config.embedding_blend
             retriever = self._embedding_retriever(spec["model"], spec["template"])
             self.blend = EmbeddingBlend.from_config(spec, retriever)
+        self.calibration = calibration
 
     @overload
     @classmethod
@@ -175,6 +182,7 @@ class Classifier(ClassifierEngine):
         the cache (`onnx/cache.py`); "torch" refuses an export. The ONNX backend takes the options
         that apply to it (see `OnnxClassifier`) and runs on the CPU in the export's precision.
         """
+        calibration = options.get("calibration", True)
         if pick_backend(path, backend, str(device)) == "onnx":
             from ..onnx.runtime import OnnxClassifier
 
@@ -184,6 +192,8 @@ class Classifier(ClassifierEngine):
                 )
             return OnnxClassifier(onnx_folder(path), **options)
         resolved = resolve_device(device)
+        if isinstance(calibration, bool):  # True: the one stored with the checkpoint, if any
+            options["calibration"] = load_calibration(resolve_path(path)) if calibration else None
         model, tokenizer = load_model(path, dtype=resolve_dtype(dtype, resolved))
         if model.config.is_bi_encoder and "label_tokenizer" not in options:
             options["label_tokenizer"] = load_label_tokenizer(model.config, str(path))

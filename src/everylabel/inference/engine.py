@@ -19,6 +19,7 @@ import numpy as np
 from ..prompt import InputBuilder, Pass, Request, RequestPlan, Truncation
 from . import inputs, streaming
 from .batching import pad_rows, plan_batches
+from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
 from .results import ClassificationResult, Evidence, Shortlist
 from .shortlists import Retriever, shortlist_labels
@@ -64,6 +65,7 @@ class ClassifierEngine:
     max_batch_tokens: int
     pad_id: int
     blend: EmbeddingBlend | None = None
+    calibration: Calibration | None = None  # applied to every logit (see `inference/calibration.py`)
 
     # -- what a backend provides -------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class ClassifierEngine:
         labels: Any,
         *,
         multi_label: bool = True,
-        threshold: Any = 0.5,
+        threshold: Any = None,
         prompt: str | Sequence[str | None] | None = None,
         examples: Any = None,
         truncation: Truncation = "warn",
@@ -127,6 +129,9 @@ class ClassifierEngine:
         label_sets = [labels_ for labels_, _ in label_info]
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
+        if threshold is None:  # the model's tuned thresholds, if it was calibrated with them
+            names = [[label.name for label in labels] for labels in label_sets]
+            threshold = self.calibration.decision_thresholds(names) if self.calibration else 0.5
         thresholds = inputs.normalize_thresholds(threshold, label_sets, check_threshold_names)
         shortlists = None
         if retriever is not None and shortlist is None:
@@ -181,9 +186,14 @@ class ClassifierEngine:
         return size
 
     def score(
-        self, prepared: Prepared, batch_size: int | None = None, progress: bool | None = None
+        self,
+        prepared: Prepared,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        calibrated: bool = True,
     ) -> list[np.ndarray]:
-        """Run every pass; returns each pass's logits for its own labels (blended, if the model is)."""
+        """Run every pass; returns each pass's logits for its own labels (blended, if the model is;
+        calibrated, if it has a calibration and `calibrated`)."""
         logits: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(prepared.passes)
         batches = self.batches(prepared, batch_size)
         bar = _progress(len(prepared.passes), progress)
@@ -199,9 +209,26 @@ class ClassifierEngine:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
-        if self.blend is not None:
-            self.add_blend([(prepared, logits)])
+        self.finish_logits([(prepared, logits)], calibrated)
         return logits
+
+    def finish_logits(
+        self, calls: Sequence[tuple[Prepared, list[np.ndarray]]], calibrated: bool = True
+    ) -> None:
+        """What follows the model, in place: the embedding blend, then the calibration."""
+        if self.blend is not None:
+            self.add_blend(calls)
+        if calibrated and self.calibration is not None:
+            for prepared, logits in calls:
+                self.apply_calibration(prepared, logits)
+
+    def apply_calibration(self, prepared: Prepared, logits: list[np.ndarray]) -> None:
+        """Each pass's logits -> scale * logit + bias of its labels, in place."""
+        assert self.calibration is not None
+        for index, item in enumerate(prepared.passes):
+            start, end = prepared.plans[item.request].groups[item.group]
+            names = prepared.requests[item.request].labels[start:end]
+            logits[index] = self.calibration.apply(names, logits[index])
 
     def add_blend(self, calls: Sequence[tuple[Prepared, list[np.ndarray]]]) -> None:
         """Add the embedding term to each pass's logits, in place, for one or more calls at once
@@ -300,7 +327,7 @@ class ClassifierEngine:
         labels: Any,
         *,
         multi_label: bool = True,
-        threshold: Any = 0.5,
+        threshold: Any = None,
         prompt: str | Sequence[str | None] | None = None,
         examples: Any = None,
         truncation: Truncation = "warn",
@@ -348,7 +375,7 @@ class ClassifierEngine:
         labels: Any,
         *,
         multi_label: bool = True,
-        threshold: Any = 0.5,
+        threshold: Any = None,
         prompt: Any = None,
         examples: Any = None,
         truncation: Truncation = "warn",

@@ -34,6 +34,7 @@ from torch import nn
 from ..adapters import is_lora, merge_lora
 from ..errors import ConfigError, NotSupportedError
 from ..inference.batching import pad_rows
+from ..inference.calibration import CALIBRATION_FILE
 from ..inference.classifier import Classifier
 from ..loading import load_model
 from ..paths import PathLike, resolve_path
@@ -174,6 +175,9 @@ def export_onnx(
 
             quantize_export(work, manifest, weight_type, reduce_range, int8_embedding)
         manifest.save(work)
+        calibration = Path(resolve_path(model)) / CALIBRATION_FILE
+        if calibration.is_file():  # applied to the graphs' logits by the runtime, as by torch
+            shutil.copy2(calibration, work / CALIBRATION_FILE)
         if replace and out.exists():
             shutil.rmtree(out)
         try:

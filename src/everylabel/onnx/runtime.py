@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, NumericalError
 from ..inference.batching import pad_rows
+from ..inference.calibration import Calibration, load_calibration
 from ..inference.embedding_blend import EmbeddingBlend
 from ..inference.engine import ClassifierEngine, Prepared
 from ..inference.shortlists import LABEL_TEMPLATE, Retriever, window_pieces
@@ -148,7 +149,8 @@ class OnnxClassifier(ClassifierEngine):
     """Zero-shot classification with an ONNX export (`everylabel export onnx`), torch-free.
 
     Options as `Classifier`'s where they apply: `max_length`, `batch_size`, `max_batch_tokens`,
-    `min_text_tokens`, `descriptions`, `label_cache_size`, `embedding_blend`; `threads` sets
+    `min_text_tokens`, `descriptions`, `label_cache_size`, `embedding_blend`, `calibration` (True:
+    the one stored in the export, copied from the checkpoint; False: none); `threads` sets
     onnxruntime's intra-op threads (default: its own choice). The pooling mode is the one the
     export fixed in its graphs (`mask_padding` in the manifest).
     """
@@ -164,6 +166,7 @@ class OnnxClassifier(ClassifierEngine):
         descriptions: DescriptionMode = "ignore",
         label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
         embedding_blend: bool = True,
+        calibration: bool | Calibration | None = True,
         threads: int | None = None,
     ) -> None:
         from ..inference import inputs
@@ -187,6 +190,7 @@ class OnnxClassifier(ClassifierEngine):
             min_text_tokens=min_text_tokens,
             description_mode=descriptions,
         )
+        self.calibration = load_calibration(self.folder) if calibration is True else calibration or None
         self.pad_id = manifest.text.pad_token_id
         self.mask_padding = manifest.mask_padding
         self.session = open_session(self.folder / "model.onnx", threads)

@@ -253,24 +253,27 @@ class Scheduler:
             job.remaining -= 1
 
     def _finish(self, jobs: list[Job]) -> None:
-        """Blend (all these jobs in one embedding pass), decode and answer."""
+        """Blend (all these jobs in one embedding pass), calibrate, decode and answer."""
         if not jobs:
             return
-        if self.engine.blend is not None:
+        engine = self.engine
+        if engine.blend is not None:
             calls = [(job.prepared, job.logits) for job in jobs if job.prepared is not None]
             try:
-                self.engine.add_blend(calls)
+                engine.add_blend(calls)  # computes every term before it changes any logit
             except Exception:
                 for job in jobs:  # find the job at fault
                     try:
-                        self.engine.add_blend([(job.prepared, job.logits)] if job.prepared else [])
+                        engine.add_blend([(job.prepared, job.logits)] if job.prepared else [])
                     except Exception as error:
                         self._fail(job, error)
         for job in jobs:
             if job.done or job.prepared is None:
                 continue
             try:
-                results = self.engine.decode(job.prepared, job.logits, warn=False)
+                if engine.calibration is not None:
+                    engine.apply_calibration(job.prepared, job.logits)
+                results = engine.decode(job.prepared, job.logits, warn=False)
             except Exception as error:
                 self._fail(job, error)
                 continue
