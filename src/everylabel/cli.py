@@ -42,7 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="default", help="checkpoint folder or hub id (default: the embedded model)"
     )
     classify.add_argument("--single-label", action="store_true", help="pick exactly one label per text")
-    classify.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
+    classify.add_argument(
+        "--threshold",
+        type=float,
+        help="multi-label decision threshold (default: the model's tuned ones if calibrated so, else 0.5)",
+    )
+    classify.add_argument(
+        "--label-order",
+        choices=("given", "sorted", "robust"),
+        default="given",
+        help="score the labels as given, in one canonical order (answers independent of the order), "
+        "or averaged over four orders",
+    )
     classify.add_argument("--prompt", help="task prompt given to the model with every text")
     classify.add_argument("--batch-size", type=int, default=32, help="most inputs per model call")
     classify.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -97,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.add_argument("--multi-label", action="store_true", help="sigmoid scores and a threshold")
     evaluate.add_argument("--threshold", type=float, default=0.5)
+    evaluate.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        metavar="P",
+        help="also score P-1 random orders of the labels: how often the top label flips, score spread",
+    )
+    evaluate.add_argument(
+        "--label-order",
+        choices=("given", "sorted", "robust"),
+        default="given",
+        help="everylabel models' label order",
+    )
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
     evaluate.add_argument("--batch-size", type=int, default=32)
@@ -258,6 +282,7 @@ def classify_command(args: argparse.Namespace) -> int:
                 progress=args.progress,
                 shortlist=args.shortlist,
                 retriever=args.retriever,
+                label_order=args.label_order,
             )
             for result, text in zip(results, shown, strict=True):  # written as soon as input order allows
                 record = result.to_dict()
@@ -316,7 +341,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
     from .evaluation.datasets import load_named
     from .evaluation.runner import evaluate, format_report
-    from .evaluation.scorers import build_scorer
+    from .evaluation.scorers import build_scorer, parse_model
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
@@ -324,8 +349,14 @@ def eval_command(args: argparse.Namespace) -> int:
     multi = True if args.multi_label else False if args.single_label else None
     reports = []
     for spec in args.model:
-        scorer = build_scorer(spec, device=args.device, batch_size=args.batch_size, dtype=args.dtype)
-        reports.append(evaluate(scorer, data, multi, args.threshold, progress=args.progress))
+        options = {"label_order": args.label_order} if parse_model(spec)[0] == "everylabel" else {}
+        scorer = build_scorer(
+            spec, device=args.device, batch_size=args.batch_size, dtype=args.dtype, **options
+        )
+        report = evaluate(
+            scorer, data, multi, args.threshold, progress=args.progress, permutations=args.permutations
+        )
+        reports.append(report)
     if args.format == "json":
         print(json.dumps(reports))
     else:

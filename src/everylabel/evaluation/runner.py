@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from typing import Any
@@ -18,8 +19,15 @@ def evaluate(
     threshold: float = 0.5,
     chunk: int = 256,
     progress: bool | None = None,
+    permutations: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Score every text against the set's labels and compare the decisions with the gold labels."""
+    """Score every text against the set's labels and compare the decisions with the gold labels.
+
+    With `permutations` P >= 2, the texts are scored again with the labels in P - 1 more seeded
+    random orders: `label_order` reports how often the top label is not the same in all P orders
+    (flip rate) and how far each label's score moves (spread: max - min over the orders).
+    """
     multi = data.multi_label if multi_label is None else multi_label
     show = progress if progress is not None else sys.stderr.isatty()
     bar = None
@@ -50,6 +58,9 @@ def evaluate(
         outcomes = [p[0] in gold for p, gold in zip(predicted, data.gold, strict=True)]
     metrics = f1_scores(data.gold, predicted, data.labels)
     metrics["ece"] = expected_calibration_error(confidences, outcomes)
+    order_report = None
+    if permutations >= 2:
+        order_report = label_order_report(scorer, data, multi, scores, permutations, seed, chunk)
     return {
         "model": scorer.name,
         "dataset": data.name,
@@ -62,6 +73,42 @@ def evaluate(
         "truncated_texts": getattr(scorer, "cut_texts", None),
         "dtype": getattr(scorer, "dtype", None),
         "examples_per_s": len(data.texts) / elapsed if elapsed > 0 else 0.0,
+        "label_order": order_report,
+    }
+
+
+def label_order_report(
+    scorer: Scorer,
+    data: LabelledSet,
+    multi: bool,
+    first: list[dict[str, float]],
+    permutations: int,
+    seed: int,
+    chunk: int = 256,
+) -> dict[str, Any]:
+    """Flip rate and score spread over `permutations` orders of the labels (`first`: the given order)."""
+    rng = random.Random(seed)
+    runs = [first]
+    start = time.perf_counter()
+    for _ in range(permutations - 1):
+        order = list(data.labels)
+        rng.shuffle(order)
+        rows: list[dict[str, float]] = []
+        for begin in range(0, len(data.texts), chunk):
+            rows += scorer.score(data.texts[begin : begin + chunk], order, multi)
+        runs.append(rows)
+    flips = 0
+    spreads: list[float] = []
+    for per_order in zip(*runs, strict=True):
+        tops = {max(data.labels, key=row.__getitem__) for row in per_order}
+        flips += len(tops) > 1
+        spreads += [max(r[n] for r in per_order) - min(r[n] for r in per_order) for n in data.labels]
+    return {
+        "permutations": permutations,
+        "flip_rate": flips / max(len(data.texts), 1),
+        "mean_spread": sum(spreads) / max(len(spreads), 1),
+        "max_spread": max(spreads, default=0.0),
+        "seconds": time.perf_counter() - start,
     }
 
 
@@ -75,6 +122,13 @@ def format_report(report: dict[str, Any], per_label: bool = True) -> str:
         f"macro-F1 {m['macro_f1']:.4f} | micro-F1 {m['micro_f1']:.4f} | weighted-F1 {m['weighted_f1']:.4f} | "
         f"accuracy {m['accuracy']:.4f} | ECE {m['ece']:.4f} | {report['examples_per_s']:.1f} texts/s",
     ]
+    order = report.get("label_order")
+    if order:
+        lines.append(
+            f"label order: top label flips on {100 * order['flip_rate']:.1f}% of texts over "
+            f"{order['permutations']} orders | score spread mean {order['mean_spread']:.4f}, "
+            f"max {order['max_spread']:.4f}"
+        )
     if per_label:
         width = max(len(name) for name in report["per_label"])
         lines.append(f"{'label':<{width}}  precision  recall     f1  support")

@@ -68,7 +68,10 @@ class EverylabelScorer:
     def __init__(self, path: str, device: str, batch_size: int, **options: Any) -> None:
         from ..inference.classifier import Classifier
 
-        self.name = f"everylabel:{path}"
+        self.label_order = options.pop("label_order", "given")
+        self.name = f"everylabel:{path}" + (
+            f" (label_order={self.label_order})" if self.label_order != "given" else ""
+        )
         self.classifier = Classifier.from_pretrained(path, device=device, batch_size=batch_size, **options)
         # An ONNX export runs on onnxruntime in the export's precision (int8 weights, or fp32).
         self.dtype = _name(getattr(self.classifier, "dtype", None)) or _onnx_precision(self.classifier)
@@ -76,7 +79,9 @@ class EverylabelScorer:
 
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:
         clf = self.classifier
-        prepared = clf.prepare(list(texts), list(labels), multi_label=multi_label)
+        prepared = clf.prepare(
+            list(texts), list(labels), multi_label=multi_label, label_order=self.label_order
+        )
         results = clf.decode(prepared, clf.score(prepared), warn=False)  # cut texts are counted instead
         self.cut_texts += sum(r.truncated for r in results)
         return [r.scores if not r.empty else dict.fromkeys(labels, 0.0) for r in results]

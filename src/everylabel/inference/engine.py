@@ -21,6 +21,7 @@ from . import inputs, streaming
 from .batching import pad_rows, plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
+from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
 from .results import ClassificationResult, Evidence, Shortlist
 from .shortlists import Retriever, shortlist_labels
 
@@ -51,6 +52,10 @@ class Prepared:
     aggregation: Aggregation
     truncation: Truncation
     shortlists: list[Shortlist | None] | None = None  # per input text, with shortlist=k
+    # label_order other than "given": per input text, how many consecutive requests score its labels
+    # in different orders, and the caller's label names (results keep the caller's order).
+    orders: list[int] | None = None
+    label_names: list[list[str]] | None = None
 
 
 class ClassifierEngine:
@@ -110,6 +115,7 @@ class ClassifierEngine:
         check_threshold_names: bool = True,
         shortlist: int | None = None,
         retriever: Any = None,
+        label_order: LabelOrder = "given",
     ) -> Prepared:
         """Validate every argument and lay out all model inputs; raises `InputError` before any work.
 
@@ -119,6 +125,7 @@ class ClassifierEngine:
         """
         inputs.check_choice("truncation", truncation, inputs.VALID_TRUNCATION)
         inputs.check_choice("aggregation", aggregation, inputs.VALID_AGGREGATION)
+        inputs.check_choice("label_order", label_order, VALID_LABEL_ORDERS)
         if not isinstance(multi_label, bool):
             raise inputs.InputError("multi_label", f"expected True or False, got {multi_label!r}")
         if overlap is not None and (not isinstance(overlap, int) or overlap < 0):
@@ -143,20 +150,25 @@ class ClassifierEngine:
                 raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {shortlist!r}")
             ranker = self.retriever(retriever)
             label_sets, shortlists = shortlist_labels(ranker, text_list, label_sets, shortlist)
-        all_requests = inputs.build_requests(text_list, label_sets, prompts, shots)
-
+        variants = [label_orders(labels, label_order) for labels in label_sets]  # text -> orders
         request_of_text: list[int | None] = []
+        text_of_request: list[int] = []
         requests: list[Request] = []
-        for request in all_requests:
-            if request.text.strip():
-                request_of_text.append(len(requests))
-                requests.append(request)
-            else:
+        for index, text in enumerate(text_list):
+            if not text.strip():
                 request_of_text.append(None)
+                continue
+            request_of_text.append(len(requests))
+            count = len(variants[index])
+            requests += inputs.build_requests(
+                [text] * count, variants[index], [prompts[index]] * count, [shots[index]] * count
+            )
+            text_of_request += [index] * count
         try:
             passes, plans = self.builder.build(requests, truncation, overlap)
-        except inputs.InputError as error:  # name the caller's index, not the non-empty one
-            raise _renumber(error, request_of_text) from None
+        except inputs.InputError as error:  # name the caller's index, not the request's
+            raise _renumber(error, text_of_request) from None
+        reordered = label_order != "given"
         return Prepared(
             requests,
             plans,
@@ -168,6 +180,8 @@ class ClassifierEngine:
             aggregation,
             truncation,
             shortlists,
+            [len(v) for v in variants] if reordered else None,
+            [[label.name for label in labels] for labels in label_sets] if reordered else None,
         )
 
     def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
@@ -285,6 +299,17 @@ class ClassifierEngine:
                 by_request[request_index], plan, prepared.multi_label, prepared.aggregation
             )
             names = request.labels
+            if prepared.label_names is not None and prepared.orders is not None:
+                count = prepared.orders[index]
+                merged = [
+                    _merge(by_request[r], prepared.plans[r], prepared.multi_label, prepared.aggregation)[0]
+                    for r in range(request_index + 1, request_index + count)
+                ]
+                names, scores = _average_orders(
+                    prepared.label_names[index],
+                    [prepared.requests[request_index + v].labels for v in range(count)],
+                    [scores, *merged],
+                )
             score_map = dict(zip(names, scores.tolist(), strict=True))
             ranked = sorted(range(len(names)), key=lambda i: -scores[i])
             if prepared.multi_label:
@@ -303,7 +328,7 @@ class ClassifierEngine:
                     cut_tokens=plan.cut_tokens,
                     windows=max(len(w) for w in plan.windows),
                     label_groups=len(plan.groups),
-                    evidence=_evidence(names, evidence, plan) if chunked else None,
+                    evidence=_evidence(request.labels, evidence, plan) if chunked else None,
                     hierarchy=prepared.hierarchies[index],
                     shortlist=prepared.shortlists[index] if prepared.shortlists else None,
                 )
@@ -337,6 +362,7 @@ class ClassifierEngine:
         progress: bool | None = None,
         shortlist: int | None = None,
         retriever: Any = None,
+        label_order: LabelOrder = "given",
     ) -> list[ClassificationResult]:
         """Classify `texts` against `labels`; one result per text, in input order.
 
@@ -353,6 +379,10 @@ class ClassifierEngine:
         `Classifier.retriever`), then score only the top `shortlist` with this model; each result's
         `shortlist` names them, with the retriever's scores. Single-label softmax is then over the
         shortlisted labels.
+
+        label_order: "given" scores the labels in the caller's order; "sorted" in one canonical
+        order, so the answer is the same for any order of the same labels; "robust" averages four
+        canonical orders (see `inference/label_order.py`), at up to four times the cost.
         """
         prepared = self.prepare(
             texts,
@@ -366,6 +396,7 @@ class ClassifierEngine:
             overlap=overlap,
             shortlist=shortlist,
             retriever=retriever,
+            label_order=label_order,
         )
         return self.decode(prepared, self.score(prepared, batch_size, progress))
 
@@ -386,6 +417,7 @@ class ClassifierEngine:
         progress: bool | None = None,
         shortlist: int | None = None,
         retriever: Any = None,
+        label_order: LabelOrder = "given",
     ) -> Iterator[ClassificationResult]:
         """Classify a stream of texts (any iterable, a generator over a huge file included).
 
@@ -417,6 +449,7 @@ class ClassifierEngine:
                         check_threshold_names=not args.labels_per_text,
                         shortlist=shortlist,
                         retriever=retriever,
+                        label_order=label_order,
                     )
                 except inputs.InputError as error:
                     raise args.renumber(error, offset) from None
@@ -465,12 +498,22 @@ def _evidence(names: list[str], windows: np.ndarray, plan: RequestPlan) -> dict[
     return out
 
 
-def _renumber(error: inputs.InputError, request_of_text: list[int | None]) -> inputs.InputError:
+def _renumber(error: inputs.InputError, text_of_request: list[int]) -> inputs.InputError:
     if error.field.startswith("texts[") and error.field.endswith("]"):
         inner = int(error.field[6:-1])
-        original = request_of_text.index(inner)
-        return inputs.InputError(f"texts[{original}]", error.problem)
+        return inputs.InputError(f"texts[{text_of_request[inner]}]", error.problem)
     return error
+
+
+def _average_orders(
+    names: list[str], orders: list[list[str]], scores: list[np.ndarray]
+) -> tuple[list[str], np.ndarray]:
+    """The mean over label orders of each label's score, in the caller's label order."""
+    total = np.zeros(len(names))
+    where = {name: i for i, name in enumerate(names)}
+    for order, values in zip(orders, scores, strict=True):
+        total[[where[name] for name in order]] += values
+    return names, total / len(orders)
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:

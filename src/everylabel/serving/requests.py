@@ -26,8 +26,10 @@ class ClassifyRequest(BaseModel):
         '{"name", "description"} or [name, description]'
     )
     multi_label: bool = Field(True, description="sigmoid scores and thresholds; false: softmax, top label")
-    threshold: float | list[float] | dict[str, float] = Field(
-        0.5, description="multi-label decision threshold: one number, one per text, or per label"
+    threshold: float | list[float] | dict[str, float] | None = Field(
+        None,
+        description="multi-label decision threshold: one number, one per text, or per label "
+        "(default: the model's tuned thresholds if it was calibrated with them, else 0.5)",
     )
     prompt: str | list[str | None] | None = Field(None, description="task prompt: one, or one per text")
     examples: Any = Field(None, description='few-shot examples: [{"text", "labels"}], or one list per text')
@@ -38,6 +40,9 @@ class ClassifyRequest(BaseModel):
     overlap: int | None = Field(None, description="tokens shared by consecutive chunk windows")
     shortlist: int | None = Field(
         None, description="for many labels: rank them with the server's retriever, score the top k"
+    )
+    label_order: Literal["given", "sorted", "robust"] = Field(
+        "given", description="score the given order, one canonical order, or the mean of four orders"
     )
 
 
