@@ -246,23 +246,34 @@ class ClassifierEngine:
 
     def add_blend(self, calls: Sequence[tuple[Prepared, list[np.ndarray]]]) -> None:
         """Add the embedding term to each pass's logits, in place, for one or more calls at once
-        (one text embedding per request; the server blends the calls that finish together)."""
+        (the server blends the calls that finish together). A text is embedded once however many
+        requests read it (label orders): a label's term does not depend on the order."""
         assert self.blend is not None
-        texts: list[str] = []
-        pieces: list[list[str]] = []
+        keys: dict[tuple[str, tuple[str, ...]], int] = {}  # (text, sorted label pieces) -> unique index
+        pieces_of: list[list[str]] = []
         for prepared, _ in calls:
             for r in prepared.requests:
-                texts.append(r.text)
-                pieces.append(
-                    [self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)]
-                )
-        terms = self.blend.terms(texts, pieces)  # request of any call -> (labels,)
-        first = 0  # the call's first request in `terms`
+                pieces = [
+                    self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)
+                ]
+                pieces_of.append(pieces)
+                keys.setdefault((r.text, tuple(sorted(pieces))), len(keys))
+        unique = list(keys)
+        terms = self.blend.terms([text for text, _ in unique], [list(labels) for _, labels in unique])
+        by_piece = [
+            dict(zip(labels, values.tolist(), strict=True))
+            for (_, labels), values in zip(unique, terms, strict=True)
+        ]
+        first = 0  # the call's first request in `pieces_of`
         for prepared, logits in calls:
+            own = []
+            for offset, r in enumerate(prepared.requests):
+                pieces = pieces_of[first + offset]
+                table = by_piece[keys[(r.text, tuple(sorted(pieces)))]]
+                own.append(np.array([table[p] for p in pieces], dtype=np.float32))  # (labels,)
             for index, item in enumerate(prepared.passes):
                 start, end = prepared.plans[item.request].groups[item.group]
-                own = terms[first + item.request]
-                logits[index] = self.blend.combine(logits[index], own[start:end])
+                logits[index] = self.blend.combine(logits[index], own[item.request][start:end])
             first += len(prepared.requests)
 
     def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
