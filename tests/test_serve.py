@@ -126,6 +126,7 @@ def assert_same(answer: list[dict], expected: list[Any]) -> None:
         {"threshold": {"sports": 0.1, "food": 0.9, "weather": 0.5}, "prompt": "Topic:"},
         {"multi_label": False},
         {"truncation": "chunk", "aggregation": "mean"},
+        {"label_order": "robust", "multi_label": False},
     ],
 )
 def test_answers_equal_the_classifier(serve, classifier: Classifier, options: dict) -> None:
