@@ -22,7 +22,8 @@ OFFICIAL_KEYS = [
     "logit_scale_init_value", "squeeze_layers", "layer_wise", "encoder_layer_id", "use_segment_embeddings",
     "max_num_classes", "max_labels_alloc", "problem_type", "focal_loss_alpha", "focal_loss_gamma",
     "focal_loss_reduction", "contrastive_loss_coef", "initializer_range", "vocab_size", "pad_token_id",
-    "ignore_index",
+    "ignore_index", "use_calibrator", "calibrator_hidden_size", "calibrator_beta_max", "calibrator_dropout",
+    "calibrator_use_bias",
 ]  # fmt: skip
 
 

@@ -133,6 +133,11 @@ class GLiClassConfig(PretrainedConfig):
         label_smoothing: float = 0.0,
         mask_padding: bool | None = None,
         embedding_blend: dict[str, Any] | None = None,
+        use_calibrator: bool = False,
+        calibrator_hidden_size: int = 256,
+        calibrator_beta_max: float = 3.0,
+        calibrator_dropout: float = 0.1,
+        calibrator_use_bias: bool = False,
         **kwargs: Any,
     ) -> None:
         # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
@@ -189,6 +194,13 @@ class GLiClassConfig(PretrainedConfig):
         # everylabel extension: add a sentence-embedding similarity to the logits at inference
         # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale. None: no blend.
         self.embedding_blend = embedding_blend
+        # The official learned calibrator (`modeling/calibrator.py`): per (text, label) pair an
+        # inverse temperature in (0, calibrator_beta_max) and, with calibrator_use_bias, a bias.
+        self.use_calibrator = use_calibrator
+        self.calibrator_hidden_size = calibrator_hidden_size
+        self.calibrator_beta_max = calibrator_beta_max
+        self.calibrator_dropout = calibrator_dropout
+        self.calibrator_use_bias = calibrator_use_bias
         self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
         kwargs.update(problem_type=problem_type, pad_token_id=text_config.pad_token_id)
         super().__init__(**kwargs)
@@ -229,14 +241,31 @@ class GLiClassConfig(PretrainedConfig):
         alloc = self.max_labels_alloc
         if not (alloc in ("dynamic", "fixed") or (isinstance(alloc, int) and alloc > 0)):
             raise ConfigError(f"max_labels_alloc: {alloc!r} must be 'dynamic', 'fixed' or a positive int")
-        for key in ("hidden_size", "max_num_classes", "scorer_num_heads", "scorer_mlp_hidden_size"):
+        for key in (
+            "hidden_size",
+            "max_num_classes",
+            "scorer_num_heads",
+            "scorer_mlp_hidden_size",
+            "calibrator_hidden_size",
+        ):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{key}: {value!r} must be a positive int")
-        for key in ("dropout", "scorer_attn_dropout", "label_smoothing"):
+        for key in ("dropout", "scorer_attn_dropout", "label_smoothing", "calibrator_dropout"):
             value = getattr(self, key)
-            if not 0.0 <= float(value) < 1.0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ConfigError(f"{key}: {value!r} must be in [0, 1)")
+        for key in ("use_calibrator", "calibrator_use_bias"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}: {getattr(self, key)!r} must be true or false")
+        beta_max = self.calibrator_beta_max
+        if isinstance(beta_max, bool) or not isinstance(beta_max, int | float) or not 0 < beta_max < math.inf:
+            raise ConfigError(f"calibrator_beta_max: {beta_max!r} must be a finite number > 0")
+        if self.use_calibrator and self.pooling_strategy == "pass":
+            raise ConfigError(
+                "use_calibrator: the calibrator reads one pooled text vector; pooling_strategy 'pass' "
+                "keeps every token"
+            )
         if self.mask_padding is not None and not isinstance(self.mask_padding, bool):
             raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")
         if self.embedding_blend is not None:

@@ -69,8 +69,9 @@ class BiEncoder(nn.Module):
 
     @property
     def scores_by_matmul(self) -> bool:
-        """Whether inference can score texts against distinct labels in one product (see forward)."""
-        return not self.fused and isinstance(self.scorer, DotScorer)
+        """Whether inference can score texts against distinct labels in one product (see forward);
+        not with a calibrator, which reads the (batch, slots, width) label vectors."""
+        return not self.fused and isinstance(self.scorer, DotScorer) and not self.config.use_calibrator
 
     def _normalize(self, vectors: torch.Tensor) -> torch.Tensor:
         return F.normalize(vectors, p=2, dim=-1, eps=_EPS) if self.config.normalize_features else vectors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -12,14 +12,19 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 
 from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
-from ..errors import NotSupportedError
+from ..errors import ConfigError, NotSupportedError
 from .bi_encoder import BiEncoder
+from .calibrator import Calibrator, CalibratorOutput, build_calibrator, calibrate
 from .uni_encoder import UniEncoder
 
 
 @dataclass
 class GLiClassOutput(ModelOutput):
-    """Model outputs. `logits` is (batch, num_slots); slots past a row's label count are padding."""
+    """Model outputs. `logits` is (batch, num_slots); slots past a row's label count are padding.
+
+    With a calibrator, `logits` = inverse_temperatures * uncalibrated_logits + calibration_biases
+    (all (batch, num_slots)); without one the three are None. The loss is on the uncalibrated logits.
+    """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -27,6 +32,9 @@ class GLiClassOutput(ModelOutput):
     text_embeddings: torch.Tensor | None = None
     class_embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    uncalibrated_logits: torch.Tensor | None = None
+    inverse_temperatures: torch.Tensor | None = None
+    calibration_biases: torch.Tensor | None = None
 
 
 class GLiClassPreTrainedModel(PreTrainedModel):
@@ -38,7 +46,10 @@ class GLiClassPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Head initialisation of the official format: normal(0, initializer_range), zero biases."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, CalibratorOutput):  # a new calibrator is the identity: beta 1, bias 0
+            init.zeros_(module.weight)
+            init.copy_(module.bias, module.global_scaling_bias(1.0))
+        elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -78,14 +89,54 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 f"architecture_type: {config.architecture_type!r} is not supported yet "
                 f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
             )
-        if getattr(config, "use_calibrator", False):
-            raise NotSupportedError("use_calibrator: checkpoints with a calibrator are not supported yet")
         self.model: UniEncoder | BiEncoder
         if config.is_bi_encoder:
             self.model = BiEncoder(config, backbone, label_backbone)
         else:
             self.model = UniEncoder(config, backbone)
+        # Beside `model`, as in the official state dict (`calibrator.*`).
+        self.calibrator: Calibrator | None = build_calibrator(config) if config.use_calibrator else None
         self.post_init()
+
+    def add_calibrator(
+        self,
+        hidden_size: int | None = None,
+        beta_max: float | None = None,
+        dropout: float | None = None,
+        use_bias: bool | None = None,
+    ) -> Calibrator:
+        """Attach a new calibrator (beta 1, bias 0: the identity) and record it in the config.
+
+        Unset options keep the config's values. Fitting it is up to the caller (the official
+        package fits it with the backbone frozen, on held-out data).
+        """
+        updates = {
+            "calibrator_hidden_size": hidden_size,
+            "calibrator_beta_max": beta_max,
+            "calibrator_dropout": dropout,
+            "calibrator_use_bias": use_bias,
+        }
+        config = cast(GLiClassConfig, self.config)
+        previous = {key: getattr(config, key) for key in (*updates, "use_calibrator")}
+        for key, value in updates.items():
+            if value is not None:
+                setattr(config, key, value)
+        config.use_calibrator = True
+        try:
+            config.validate()
+        except ConfigError:
+            for key, value in previous.items():
+                setattr(config, key, value)
+            raise
+        device = next(self.model.parameters()).device
+        self.calibrator = build_calibrator(config).to(device)
+        self.calibrator.train(self.training)
+        return self.calibrator
+
+    def remove_calibrator(self) -> None:
+        """Drop the calibrator: logits are the uncalibrated ones again."""
+        self.config.use_calibrator = False
+        self.calibrator = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -152,6 +203,8 @@ class GLiClassModel(GLiClassPreTrainedModel):
         (default from `config.max_labels_alloc`; "dynamic" = the most labels in any row).
         mask_padding: pool over real tokens only (True) or with padding as the official model does
         (False); default: as the config records it from training, else False (the official logits).
+        With a calibrator, `logits` are calibrated from the text and label vectors and the
+        uncalibrated logits (see `GLiClassOutput`), as the official model does after its head.
 
         Bi-encoders also take their labels, in one of three forms: `label_input_ids` and
         `label_attention_mask` (labels, label_seq), the distinct labels tokenised by the label
@@ -175,6 +228,10 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 class_attention_mask,
                 labels_mask,
             )
+            # The calibrator reads every slot's label vector.
+            keep_label_vectors = (
+                output_class_embeddings or output_hidden_states or self.calibrator is not None
+            )
             if label_index is None:  # every label for every row
                 rows = len(input_ids)
                 label_index = torch.arange(vectors.shape[0], device=input_ids.device).expand(rows, -1)
@@ -186,7 +243,7 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 labels,
                 output_hidden_states,
                 mask_padding,
-                keep_label_vectors=output_class_embeddings or output_hidden_states,
+                keep_label_vectors=keep_label_vectors,
             )
         else:
             if any(x is not None for x in (label_input_ids, label_embeddings, class_input_ids)):
@@ -199,13 +256,20 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 keep_layers=output_hidden_states,
                 mask_padding=mask_padding,
             )
+        logits, beta, bias = out.logits, None, None
+        if self.calibrator is not None:
+            beta, bias = self.calibrator(out.text_vectors, out.label_vectors, out.logits, out.label_mask)
+            logits = calibrate(out.logits, beta, bias)  # (batch, num_slots)
         return GLiClassOutput(
             loss=loss,
-            logits=out.logits,
+            logits=logits,
             label_mask=out.label_mask,
             text_embeddings=out.text_vectors if output_text_embeddings else None,
             class_embeddings=out.label_vectors if output_class_embeddings else None,
             hidden_states=all_layers if output_hidden_states else None,
+            uncalibrated_logits=out.logits if beta is not None else None,
+            inverse_temperatures=beta,
+            calibration_biases=bias,
         )
 
     def _label_vectors(
