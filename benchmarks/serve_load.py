@@ -138,7 +138,9 @@ async def overload_phase(base: str, texts: list[str], labels: list[str], total_t
 def offline(args: argparse.Namespace, texts: list[str], labels: list[str], sent: list[Any]) -> dict[str, Any]:
     from everylabel import Classifier
 
-    classifier = Classifier.from_pretrained(args.model, device=args.device, dtype=args.dtype, backend=args.backend)
+    classifier = Classifier.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, backend=args.backend
+    )
     classifier.classify(texts[:8], labels, progress=False)  # warm up, as the server did
     order = [i for i, _ in sent]
     started = time.perf_counter()
@@ -149,7 +151,12 @@ def offline(args: argparse.Namespace, texts: list[str], labels: list[str], sent:
         for result, (_, scores) in zip(results, sent, strict=True)
         for label in labels
     )
-    return {"texts": len(order), "seconds": seconds, "texts_per_s": len(order) / seconds, "max_abs_diff": worst}
+    return {
+        "texts": len(order),
+        "seconds": seconds,
+        "texts_per_s": len(order) / seconds,
+        "max_abs_diff": worst,
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

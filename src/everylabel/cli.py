@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .batch.command import add_batch_parser, batch_command
 from .cli_io import CliError, read_labels, read_rows, split_rows, write_jsonl_line, write_table_entry
 from .errors import EverylabelError, MissingDependencyError
 from .evaluation.calibrate_command import add_calibrate_parser, calibrate_command
 from .serving.command import add_serve_parser, serve_command
 
-__all__ = ["CliError", "build_parser", "calibrate_command", "main", "serve_command"]
+__all__ = ["CliError", "batch_command", "build_parser", "calibrate_command", "main", "serve_command"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
     add_serve_parser(commands)
     add_calibrate_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 
@@ -221,6 +223,7 @@ COMMANDS = {
     "export": "export_command",
     "serve": "serve_command",
     "calibrate": "calibrate_command",
+    "batch": "batch_command",
 }
 
 
