@@ -150,3 +150,36 @@ def test_a_bad_blend_is_a_config_error_naming_the_key(backbone_dir, spec: dict, 
     good = {"model": "m", "template": "{label}", "weight": 1.0, "offset": 0.0, "scale": 1.0}
     with pytest.raises(ConfigError, match=named):
         GLiClassConfig(encoder_model=str(backbone_dir("bert")), embedding_blend=good | spec)
+
+
+def test_the_server_blends_concurrent_requests_as_classify_does(blended: Classifier) -> None:
+    import threading
+    import time
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from everylabel.serving import create_app
+
+    calls = [
+        (["a goal in the last minute", "soup and bread"], ["sports", "food", "music"]),
+        (["a long storm " * 30], ["weather", "sports"]),
+        (["the band played on", "", "rain"], [["music", "food"], ["x"], ["weather", "music", "food"]]),
+    ]
+    with TestClient(create_app(lambda: blended)) as client:
+        while client.get("/health").status_code != 200:
+            time.sleep(0.05)
+        answers: dict[int, dict] = {}
+
+        def send(k: int) -> None:
+            texts, labels = calls[k]
+            answers[k] = client.post("/v1/classify", json={"texts": texts, "labels": labels}).json()
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(len(calls))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for k, (texts, labels) in enumerate(calls):
+        for got, want in zip(answers[k]["results"], blended.classify(texts, labels), strict=True):
+            assert got["scores"] == pytest.approx(want.scores, abs=1e-5)

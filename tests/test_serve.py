@@ -393,3 +393,11 @@ def test_the_cli_parses_serve_options() -> None:
     )
     assert (args.port, args.max_queue_texts, args.backend, args.max_request_texts) == (9000, 64, "onnx", None)
     assert json.loads(json.dumps(vars(args)))  # plain values only
+
+
+def test_a_batch_is_the_oldest_input_and_the_nearest_lengths() -> None:
+    from everylabel.serving.scheduler import nearest_lengths
+
+    assert nearest_lengths([50, 10, 48, 300, 52], 3, 10**6) == [0, 2, 4]
+    assert nearest_lengths([50, 10, 48, 300, 52], 5, 160) == [0, 2, 4]  # 300 breaks the token budget
+    assert nearest_lengths([500, 10], 4, 100) == [0]  # the oldest goes even alone

@@ -245,36 +245,45 @@ class ClassifierEngine:
             logits[index] = self.calibration.apply(names, logits[index])
 
     def add_blend(self, calls: Sequence[tuple[Prepared, list[np.ndarray]]]) -> None:
-        """Add the embedding term to each pass's logits, in place, for one or more calls at once
-        (the server blends the calls that finish together). A text is embedded once however many
-        requests read it (label orders): a label's term does not depend on the order."""
+        """Add the embedding term to each pass's logits, in place, for one or more calls at once."""
+        for (prepared, logits), terms in zip(calls, self.blend_terms([p for p, _ in calls]), strict=True):
+            self.apply_blend(prepared, logits, terms)
+
+    def blend_terms(self, calls: Sequence[Prepared]) -> list[list[np.ndarray]]:
+        """Per call, per request, the embedding term of each of its labels (the request's order), with
+        one embedding pass for all of them (the server computes many calls' terms together). A text
+        is embedded once however many requests read it: a label's term does not depend on the order."""
         assert self.blend is not None
         keys: dict[tuple[str, tuple[str, ...]], int] = {}  # (text, sorted label pieces) -> unique index
-        pieces_of: list[list[str]] = []
-        for prepared, _ in calls:
+        pieces_of: list[list[list[str]]] = []
+        for prepared in calls:
+            pieces_of.append([])
             for r in prepared.requests:
                 pieces = [
                     self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)
                 ]
-                pieces_of.append(pieces)
+                pieces_of[-1].append(pieces)
                 keys.setdefault((r.text, tuple(sorted(pieces))), len(keys))
         unique = list(keys)
         terms = self.blend.terms([text for text, _ in unique], [list(labels) for _, labels in unique])
-        by_piece = [
+        tables = [
             dict(zip(labels, values.tolist(), strict=True))
             for (_, labels), values in zip(unique, terms, strict=True)
         ]
-        first = 0  # the call's first request in `pieces_of`
-        for prepared, logits in calls:
-            own = []
-            for offset, r in enumerate(prepared.requests):
-                pieces = pieces_of[first + offset]
-                table = by_piece[keys[(r.text, tuple(sorted(pieces)))]]
-                own.append(np.array([table[p] for p in pieces], dtype=np.float32))  # (labels,)
-            for index, item in enumerate(prepared.passes):
-                start, end = prepared.plans[item.request].groups[item.group]
-                logits[index] = self.blend.combine(logits[index], own[item.request][start:end])
-            first += len(prepared.requests)
+        out = []
+        for prepared, per_request in zip(calls, pieces_of, strict=True):
+            out.append([
+                np.array([tables[keys[(r.text, tuple(sorted(pieces)))]][p] for p in pieces], dtype=np.float32)
+                for r, pieces in zip(prepared.requests, per_request, strict=True)
+            ])  # fmt: skip
+        return out
+
+    def apply_blend(self, prepared: Prepared, logits: list[np.ndarray], terms: list[np.ndarray]) -> None:
+        """`scale * (logits + terms)` for each pass, in place (`terms`: per request, from `blend_terms`)."""
+        assert self.blend is not None
+        for index, item in enumerate(prepared.passes):
+            start, end = prepared.plans[item.request].groups[item.group]
+            logits[index] = self.blend.combine(logits[index], terms[item.request][start:end])
 
     def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""

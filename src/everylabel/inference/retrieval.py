@@ -24,7 +24,7 @@ from ..paths import MINILM_NAME, PathLike, resolve_path
 from ..prompt import wrapping_ids
 from ..runtime import backbone_max_length, resolve_device
 from .batching import collate
-from .shortlists import LABEL_TEMPLATE, window_pieces
+from .shortlists import LABEL_TEMPLATE, piece_batches, window_pieces
 from .vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 
 if TYPE_CHECKING:
@@ -69,10 +69,8 @@ class EmbeddingRetriever:
             return torch.empty(0)
         ids = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)["input_ids"]
         pieces = window_pieces(ids, self.window, self.prefix, self.suffix)  # (string index, window ids)
-        order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
         vectors = torch.zeros(len(pieces), self.model.config.hidden_size)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in piece_batches(pieces, self.batch_size):
             batch, mask = collate([pieces[j][1] for j in chunk], self.pad_id)
             hidden = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device))[0]
             weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)

@@ -16,6 +16,10 @@ from .results import Shortlist
 
 # How a label stands in a sentence for a sentence-embedding model (the embedding baseline's).
 LABEL_TEMPLATE: Final = "This text is about {label}."
+# Padded tokens per batch of an embedding retriever, and the shortest piece a batch takes, as a
+# share of its longest (the rest would be padding).
+EMBED_BATCH_TOKENS: Final = 8192
+SAME_LENGTH: Final = 0.75
 
 
 class Retriever(Protocol):
@@ -24,6 +28,29 @@ class Retriever(Protocol):
     def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Per text, one score per label of its set (same order); higher is more likely."""
         ...
+
+
+def piece_batches(pieces: Sequence[tuple[int, list[int]]], batch_size: int) -> list[list[int]]:
+    """Indices of `pieces` in length-sorted batches of at most `batch_size` pieces and
+    `EMBED_BATCH_TOKENS` padded tokens, none shorter than `SAME_LENGTH` of its batch's longest: a
+    call with a few texts of mixed lengths pads as little as one with many.
+    Lengths [100, 90, 20, 18], size 8 -> [[0, 1], [2, 3]]."""
+    order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for j in order:
+        length = len(pieces[j][1])
+        full = len(current) >= batch_size or longest * (len(current) + 1) > EMBED_BATCH_TOKENS
+        if current and (full or length < SAME_LENGTH * longest):
+            batches.append(current)
+            current = []
+        if not current:
+            longest = length
+        current.append(j)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def window_pieces(

@@ -20,7 +20,7 @@ from ..inference.batching import pad_rows
 from ..inference.calibration import Calibration, load_calibration
 from ..inference.embedding_blend import EmbeddingBlend
 from ..inference.engine import ClassifierEngine, Prepared
-from ..inference.shortlists import LABEL_TEMPLATE, Retriever, window_pieces
+from ..inference.shortlists import LABEL_TEMPLATE, Retriever, piece_batches, window_pieces
 from ..inference.vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 from ..label_tokens import LabelTokens, slot_index
 from ..prompt import DescriptionMode, InputBuilder, wrapping_ids
@@ -87,10 +87,8 @@ class OnnxEmbedder:
         """(len(strings), width) unit vectors; a long string is the mean of its windows' vectors."""
         ids = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)["input_ids"]
         pieces = window_pieces(ids, self.window, self.prefix, self.suffix)
-        order = sorted(range(len(pieces)), key=lambda j: -len(pieces[j][1]))
         vectors: np.ndarray | None = None
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in piece_batches(pieces, self.batch_size):
             batch, mask = pad_rows([pieces[j][1] for j in chunk], self.tokenizer.pad_token_id)
             out = self.session.run({"input_ids": batch, "attention_mask": mask})  # (chunk, width)
             if vectors is None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference.batching import pad_rows, plan_batches
+from ..inference.batching import pad_rows
 from ..inference.engine import ClassifierEngine, Prepared
 from ..inference.results import ClassificationResult
 from .metrics import ServiceMetrics
@@ -34,7 +34,9 @@ from .metrics import ServiceMetrics
 logger = logging.getLogger("everylabel.serve")
 
 # A batch is packed from at most this many batches' worth of the oldest waiting inputs.
-POOL_BATCHES = 2
+POOL_BATCHES = 8
+# The embedding blend's terms are computed ahead for up to this many waiting texts at once.
+BLEND_TEXTS = 64
 
 
 class QueueFull(Exception):
@@ -60,6 +62,7 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     prepared: Prepared | None = None
     table: dict[str, Any] | None = None  # a bi-encoder's label vectors for this job
+    terms: list[np.ndarray] | None = None  # the embedding blend's terms, per request
     logits: list[np.ndarray] = field(default_factory=list)  # per pass, once scored
     remaining: int = 0  # passes not yet scored
     started: bool = False  # the model has run one of its passes
@@ -153,6 +156,7 @@ class Scheduler:
                         self._admit(job)
                 self._drop_abandoned()
                 if self._pending:
+                    self._blend_ahead()
                     self._step()
             except Exception as error:  # a fault in the scheduler itself: fail what it holds, go on
                 logger.exception("model worker error")
@@ -197,17 +201,16 @@ class Scheduler:
             self._drop(job)
 
     def _step(self) -> None:
-        """Run the batch that holds the oldest waiting input, then answer the jobs it completed.
+        """Run a batch around the oldest waiting input, then answer the jobs it completed.
 
-        The batch is packed from the oldest `POOL_BATCHES` batches' worth of inputs: enough to group
-        similar lengths, few enough that requests finish in arrival order rather than all at the end.
+        The batch holds the oldest input and the inputs of the nearest lengths among the oldest
+        `POOL_BATCHES` batches' worth (within the batch size and token budget): full batches of
+        similar lengths, as `classify` packs them, while requests finish in arrival order.
         """
         limit = self.engine.batch_limit([job.prepared.passes[i] for job, i in self._pending if job.prepared])
         pool = self._pending[: POOL_BATCHES * limit]
-        passes = [job.prepared.passes[i] for job, i in pool if job.prepared is not None]
-        lengths = [len(p.input_ids) for p in passes]
-        batches = plan_batches(lengths, limit, self.max_batch_tokens)
-        chosen = next(batch for batch in batches if 0 in batch)
+        lengths = [len(job.prepared.passes[i].input_ids) for job, i in pool if job.prepared is not None]
+        chosen = nearest_lengths(lengths, limit, self.max_batch_tokens)
         taken = set(chosen)
         items = [self._pending[k] for k in sorted(chosen)]
         self._pending = [item for k, item in enumerate(self._pending) if k not in taken]
@@ -229,6 +232,26 @@ class Scheduler:
                     except Exception as own_error:
                         self._fail(job, own_error)
         self._finish([job for job in jobs if job.remaining == 0 and not job.done])
+
+    def _blend_ahead(self) -> None:
+        """The embedding blend's terms of the oldest waiting jobs that lack them, in one embedding
+        pass over up to `BLEND_TEXTS` texts (as many as `classify` embeds at once)."""
+        if self.engine.blend is None or self._pending[0][0].terms is not None:
+            return
+        jobs: list[Job] = []
+        texts = 0
+        for job in dict.fromkeys(job for job, _ in self._pending):
+            if job.terms is None and job.prepared is not None:
+                jobs.append(job)
+                texts += len(job.prepared.requests)
+                if texts >= BLEND_TEXTS:
+                    break
+        try:
+            terms = self.engine.blend_terms([job.prepared for job in jobs if job.prepared is not None])
+        except Exception:
+            return  # each job then gets its own terms when it finishes, so only the one at fault fails
+        for job, own in zip(jobs, terms, strict=True):
+            job.terms = own
 
     def _run(self, items: list[tuple[Job, int]]) -> None:
         """One model call over these inputs; stores each input's logits in its job."""
@@ -253,20 +276,19 @@ class Scheduler:
             job.remaining -= 1
 
     def _finish(self, jobs: list[Job]) -> None:
-        """Blend (all these jobs in one embedding pass), calibrate, decode and answer."""
+        """Blend (with the terms computed ahead), calibrate, decode and answer."""
         if not jobs:
             return
         engine = self.engine
         if engine.blend is not None:
-            calls = [(job.prepared, job.logits) for job in jobs if job.prepared is not None]
-            try:
-                engine.add_blend(calls)  # computes every term before it changes any logit
-            except Exception:
-                for job in jobs:  # find the job at fault
-                    try:
-                        engine.add_blend([(job.prepared, job.logits)] if job.prepared else [])
-                    except Exception as error:
-                        self._fail(job, error)
+            for job in jobs:
+                if job.prepared is None:
+                    continue
+                try:
+                    terms = job.terms if job.terms is not None else engine.blend_terms([job.prepared])[0]
+                    engine.apply_blend(job.prepared, job.logits, terms)
+                except Exception as error:
+                    self._fail(job, error)
         for job in jobs:
             if job.done or job.prepared is None:
                 continue
@@ -296,3 +318,20 @@ class Scheduler:
         with self._lock:
             self._queued -= job.texts
             self.metrics.queue_texts.set(self._queued)
+
+
+def nearest_lengths(lengths: list[int], max_size: int, max_tokens: int) -> list[int]:
+    """Item 0 and the items closest to it in length, within `max_size` items and `max_tokens`
+    padded tokens (items x longest). [50, 10, 48, 300, 52], 3 items -> [0, 2, 4]."""
+    anchor = lengths[0]
+    chosen: list[int] = []
+    longest = 0
+    for k in sorted(range(len(lengths)), key=lambda k: (abs(lengths[k] - anchor), k)):
+        widest = max(longest, lengths[k])
+        if chosen and widest * (len(chosen) + 1) > max_tokens:
+            continue
+        chosen.append(k)
+        longest = widest
+        if len(chosen) == max_size:
+            break
+    return chosen
