@@ -304,35 +304,22 @@ def classify_command(args: argparse.Namespace) -> int:
 
 
 def load_classifier(args: argparse.Namespace) -> Any:
-    """The classifier `classify` runs: torch or onnxruntime (see --backend); the ONNX path imports
-    neither torch nor transformers once the export exists."""
-    from .onnx.backend import onnx_folder, pick_backend, prefer_onnx
+    """The classifier `classify` and `serve` run: torch or onnxruntime (see --backend and
+    `backends.open_classifier`); --verbose says which on stderr."""
+    from .backends import open_classifier
 
-    backend = args.backend
-    if backend == "auto" and prefer_onnx(args.model, args.device, args.dtype):
-        backend = "onnx"
-    if pick_backend(args.model, backend, args.device) == "onnx":
-        from .onnx.runtime import OnnxClassifier
-
-        folder = onnx_folder(args.model)
-        classifier: Any = OnnxClassifier(folder, max_length=args.max_length, batch_size=args.batch_size)
-        precision = "int8" if classifier.manifest.int8 else "fp32"
-        where = f"onnxruntime ({precision}, CPU) on {folder}"
+    classifier = open_classifier(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
+    manifest = getattr(classifier, "manifest", None)
+    if manifest is not None:
+        where = f"onnxruntime ({'int8' if manifest.int8 else 'fp32'}, CPU) on {classifier.folder}"
     else:
-        from transformers.utils import logging
-
-        from .inference.classifier import Classifier
-
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-        classifier = Classifier.from_pretrained(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            backend="torch",
-        )
         where = f"torch ({str(classifier.dtype).replace('torch.', '')}, {classifier.device})"
     if args.verbose:
         print(f"everylabel: backend: {where}", file=sys.stderr)

@@ -17,11 +17,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..backends import open_classifier, resolve_backend
 from ..errors import InputError
 from ..inference.results import ClassificationResult
 from . import require
 
-__all__ = ["RESULT_COLUMNS", "ClassifyBatch", "load_classifier", "resolve_backend", "result_fields"]
+__all__ = ["RESULT_COLUMNS", "ClassifyBatch", "result_fields"]
 
 # The result columns, in order; "evidence" and "nested" hold JSON text (null when absent).
 RESULT_COLUMNS = (
@@ -54,48 +55,6 @@ def result_fields() -> list[Any]:
         "nested": pa.string(),
     }
     return [pa.field(name, types[name]) for name in RESULT_COLUMNS]
-
-
-def resolve_backend(model: str, backend: str = "auto", device: str = "auto", dtype: str = "auto") -> str:
-    """ "torch" or "onnx", as the command line picks it: "auto" runs the default model on onnxruntime
-    when it is installed and the run is on a CPU, any other checkpoint on torch."""
-    from ..onnx.backend import pick_backend, prefer_onnx
-
-    if backend == "auto" and prefer_onnx(model, device, dtype):
-        backend = "onnx"
-    return pick_backend(model, backend, device)
-
-
-def load_classifier(
-    model: str,
-    *,
-    backend: str = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
-    batch_size: int = 32,
-    max_length: int | None = None,
-    threads: int | None = None,
-) -> Any:
-    """A torch `Classifier` or an `OnnxClassifier` (see `resolve_backend`); the ONNX path imports no
-    torch. `threads`: onnxruntime's intra-op threads (torch's are set per call by `ClassifyBatch`)."""
-    if resolve_backend(model, backend, device, dtype) == "onnx":
-        from ..onnx.backend import onnx_folder
-        from ..onnx.runtime import OnnxClassifier
-
-        if dtype not in ("auto", "fp32", "float32"):
-            raise InputError("dtype", f"the ONNX backend runs in the export's precision, got {dtype!r}")
-        return OnnxClassifier(
-            onnx_folder(model), max_length=max_length, batch_size=batch_size, threads=threads
-        )
-    from transformers.utils import logging
-
-    from ..inference.classifier import Classifier
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    return Classifier.from_pretrained(
-        model, device=device, dtype=dtype, backend="torch", batch_size=batch_size, max_length=max_length
-    )
 
 
 class ClassifyBatch:
@@ -135,7 +94,7 @@ class ClassifyBatch:
         self.truncation = truncation
         self.backend = resolve_backend(model, backend, device, dtype)
         self.threads = threads
-        self.classifier = load_classifier(
+        self.classifier = open_classifier(
             model,
             backend=self.backend,
             device=device,
