@@ -65,6 +65,8 @@ def _name(dtype: Any) -> str | None:
 
 
 class EverylabelScorer:
+    label_order = "given"  # see `inference/label_order.py`
+
     def __init__(self, path: str, device: str, batch_size: int, **options: Any) -> None:
         from ..inference.classifier import Classifier
 
