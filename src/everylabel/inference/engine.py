@@ -255,28 +255,25 @@ class ClassifierEngine:
         is embedded once however many requests read it: a label's term does not depend on the order."""
         assert self.blend is not None
         keys: dict[tuple[str, tuple[str, ...]], int] = {}  # (text, sorted label pieces) -> unique index
-        pieces_of: list[list[list[str]]] = []
+        wanted: list[list[tuple[int, list[str]]]] = []  # per call, per request: (unique index, pieces)
         for prepared in calls:
-            pieces_of.append([])
+            wanted.append([])
             for r in prepared.requests:
                 pieces = [
                     self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)
                 ]
-                pieces_of[-1].append(pieces)
-                keys.setdefault((r.text, tuple(sorted(pieces))), len(keys))
+                key = keys.setdefault((r.text, tuple(sorted(pieces))), len(keys))
+                wanted[-1].append((key, pieces))
         unique = list(keys)
         terms = self.blend.terms([text for text, _ in unique], [list(labels) for _, labels in unique])
         tables = [
             dict(zip(labels, values.tolist(), strict=True))
             for (_, labels), values in zip(unique, terms, strict=True)
         ]
-        out = []
-        for prepared, per_request in zip(calls, pieces_of, strict=True):
-            out.append([
-                np.array([tables[keys[(r.text, tuple(sorted(pieces)))]][p] for p in pieces], dtype=np.float32)
-                for r, pieces in zip(prepared.requests, per_request, strict=True)
-            ])  # fmt: skip
-        return out
+        return [
+            [np.array([tables[key][p] for p in pieces], dtype=np.float32) for key, pieces in per_request]
+            for per_request in wanted
+        ]
 
     def apply_blend(self, prepared: Prepared, logits: list[np.ndarray], terms: list[np.ndarray]) -> None:
         """`scale * (logits + terms)` for each pass, in place (`terms`: per request, from `blend_terms`)."""
@@ -325,8 +322,9 @@ class ClassifierEngine:
                     _merge(by_request[r], prepared.plans[r], prepared.multi_label, prepared.aggregation)[0]
                     for r in range(request_index + 1, request_index + count)
                 ]
-                names, scores = _average_orders(
-                    prepared.label_names[index],
+                names = prepared.label_names[index]
+                scores = _average_orders(
+                    names,
                     [prepared.requests[request_index + v].labels for v in range(count)],
                     [scores, *merged],
                 )
@@ -525,15 +523,13 @@ def _renumber(error: inputs.InputError, text_of_request: list[int]) -> inputs.In
     return error
 
 
-def _average_orders(
-    names: list[str], orders: list[list[str]], scores: list[np.ndarray]
-) -> tuple[list[str], np.ndarray]:
-    """The mean over label orders of each label's score, in the caller's label order."""
+def _average_orders(names: list[str], orders: list[list[str]], scores: list[np.ndarray]) -> np.ndarray:
+    """The mean over label orders of each label's score, in the order of `names`."""
     total = np.zeros(len(names))
     where = {name: i for i, name in enumerate(names)}
     for order, values in zip(orders, scores, strict=True):
         total[[where[name] for name in order]] += values
-    return names, total / len(orders)
+    return total / len(orders)
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:
