@@ -63,6 +63,23 @@ def apply_lora(
     return model
 
 
+def continue_lora(model: GLiClassModel) -> GLiClassModel:
+    """Make a loaded adapter's own weights trainable again (LoRA matrices and special-token rows),
+    so training goes on in the same adapter instead of stacking a second one; returns the model."""
+    inner: Any = model.model
+    for name in _backbone_names(model):
+        for key, param in getattr(inner, name).named_parameters():
+            if "lora_" in key or "trainable_tokens_delta" in key:
+                param.requires_grad_(True)
+    return model
+
+
+def lora_settings(model: GLiClassModel) -> tuple[int, int]:
+    """(r, alpha) of the text encoder's adapter."""
+    config: Any = model.model.encoder_model.peft_config["default"]
+    return int(config.r), int(config.lora_alpha)
+
+
 def is_lora(model: GLiClassModel) -> bool:
     return hasattr(model.model.encoder_model, "peft_config")
 

@@ -76,6 +76,9 @@ class TrainConfig:
     aug_add_labels: float = 0.0
     aug_descriptions: float = 0.0
     aug_examples: float = 0.0
+    # > 0: each batch also runs with every example's candidates in another order, and this weighs the
+    # mean squared gap of a label's logits between the two orders (training/order_consistency.py)
+    order_consistency: float = 0.0
     lora: LoraOptions | None = None
 
     def validate(self) -> None:
@@ -92,7 +95,8 @@ class TrainConfig:
         for key in ("warmup_ratio", "aug_drop_labels", "aug_add_labels", "aug_descriptions", "aug_examples"):
             if not 0 <= getattr(self, key) <= 1:
                 raise TrainConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
-        for key in ("encoder_lr", "head_lr", "encoder_weight_decay", "head_weight_decay"):
+        rates = ("encoder_lr", "head_lr", "encoder_weight_decay", "head_weight_decay")
+        for key in (*rates, "order_consistency"):
             if getattr(self, key) < 0:
                 raise TrainConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if self.metric_for_best not in EVAL_METRICS:
@@ -125,6 +129,8 @@ class RLConfig(TrainConfig):
             raise TrainConfigError("grad_accum: the PPO stage updates once per inner iteration; use 1")
         if not 0 < self.cliprange < 1:
             raise TrainConfigError(f"cliprange: must be in (0, 1), got {self.cliprange}")
+        if self.order_consistency:
+            raise TrainConfigError("order_consistency: a supervised option; the PPO stage does not use it")
         if self.inner_iters < 1:
             raise TrainConfigError(f"inner_iters: must be >= 1, got {self.inner_iters}")
         if not self.rewards:

@@ -159,6 +159,10 @@ class Collator:
         self.ignore_index = ignore_index
 
     def __call__(self, examples: Sequence[TrainingExample]) -> dict[str, torch.Tensor]:
+        return self.collate(examples)[0]
+
+    def collate(self, examples: Sequence[TrainingExample]) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
+        """The padded batch and, per row, the names of the labels in its slots."""
         passes, plans = self.builder.build([e.request for e in examples], "warn")
         rows: list[list[int]] = []
         targets: list[list[float]] = []
@@ -183,7 +187,7 @@ class Collator:
         batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
         if self.label_tokens is not None:
             batch.update(self.label_tokens.batch(names))
-        return batch
+        return batch, names
 
 
 def single_label_targets(targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 import sys
 import time
@@ -37,6 +38,7 @@ from .config import LOWER_IS_BETTER, TrainConfig, TrainConfigError
 from .data import Record, load_descriptions, load_records
 from .dataset import Augment, Collator, TrainingSet, epoch_batches
 from .lora import apply_lora, export_model
+from .order_consistency import consistency_loss, pair_slots, reordered
 
 
 @dataclass
@@ -214,7 +216,22 @@ class Trainer:
     # -- one batch -------------------------------------------------------------------------------
 
     def collate(self, indices: Sequence[int], epoch: int) -> dict[str, Any]:
-        return self.to_device(self.collator([self.train_set.example(i, epoch) for i in indices]))
+        """One training batch; with `order_consistency`, also the batch of the same examples in
+        other label orders ("reordered") and the slot pairing of their labels ("order_pairs")."""
+        examples = [self.train_set.example(i, epoch) for i in indices]
+        tensors, names = self.collator.collate(examples)
+        batch = self.to_device(tensors)
+        if self.config.order_consistency > 0:
+            seed = self.config.seed
+            other = [
+                reordered(example, random.Random(f"{seed}:{epoch}:{index}:order"))
+                for example, index in zip(examples, indices, strict=True)
+            ]
+            other_tensors, other_names = self.collator.collate(other)
+            batch["reordered"] = self.to_device(other_tensors)
+            pairs = pair_slots(names, other_names, int(tensors["max_num_classes"]))
+            batch["order_pairs"] = pairs.to(self.device)
+        return batch
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Tensors onto the training device; the label-slot count as a plain int."""
@@ -233,9 +250,21 @@ class Trainer:
 
     def training_batch(self, batch: dict[str, Any]) -> dict[str, float]:
         """Loss and backward for one micro-batch (scaled for accumulation)."""
+        if "reordered" in batch:
+            return self._consistent_batch(batch)
         out = self.forward(batch)
         self.backward(out.loss / self.config.grad_accum)
         return {"loss": float(out.loss.detach())}
+
+    def _consistent_batch(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Both orders' task losses, averaged, plus the weighted logit gap between the orders."""
+        batch = dict(batch)
+        other, pairs = batch.pop("reordered"), batch.pop("order_pairs")
+        out, other_out = self.forward(batch), self.forward(other)
+        task = (out.loss + other_out.loss) / 2
+        gap = consistency_loss(out.logits.float(), other_out.logits.float(), pairs)
+        self.backward((task + self.config.order_consistency * gap) / self.config.grad_accum)
+        return {"loss": float(task.detach()), "order_gap": float(gap.detach())}
 
     def optimizer_step(self) -> None:
         if self.scaler is not None:
