@@ -11,7 +11,7 @@ import torch
 from everylabel import load_model
 from everylabel.errors import TrainConfigError
 from everylabel.prompt import Request
-from everylabel.training.config import RLConfig, config_from_dict
+from everylabel.training.config import RLConfig, config_from_dict, load_config
 from everylabel.training.dataset import TrainingExample
 from everylabel.training.order_consistency import consistency_loss, pair_slots, reordered
 from everylabel.training.trainer import Trainer
@@ -119,3 +119,10 @@ def test_training_goes_on_in_a_saved_adapter(backbone_dir, toy_data, tmp_path: P
     second.model.eval()
     with torch.no_grad():
         assert torch.allclose(reloaded(**batch).logits, second.forward(batch).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["default-model.yaml", "order-consistency.yaml"])
+def test_the_recipes_are_valid_configs(name: str) -> None:
+    recipe = load_config(Path(__file__).parents[2] / "recipes" / name)
+    assert recipe.lora is not None and recipe.lora.r == 16
+    assert recipe.order_consistency == (1.0 if name == "order-consistency.yaml" else 0.0)
