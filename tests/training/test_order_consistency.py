@@ -11,6 +11,7 @@ import torch
 from everylabel import load_model
 from everylabel.errors import TrainConfigError
 from everylabel.prompt import Request
+from everylabel.training.checkpoints import check_resumable
 from everylabel.training.config import RLConfig, config_from_dict, load_config
 from everylabel.training.dataset import TrainingExample
 from everylabel.training.order_consistency import consistency_loss, pair_slots, reordered
@@ -126,3 +127,10 @@ def test_the_recipes_are_valid_configs(name: str) -> None:
     recipe = load_config(Path(__file__).parents[2] / "recipes" / name)
     assert recipe.lora is not None and recipe.lora.r == 16
     assert recipe.order_consistency == (1.0 if name == "order-consistency.yaml" else 0.0)
+
+
+def test_a_checkpoint_from_before_order_consistency_resumes_without_it(tmp_path: Path) -> None:
+    current = {"seed": 1, "order_consistency": 0.0}
+    check_resumable({"config": {"seed": 1}}, current, "f", tmp_path)
+    with pytest.raises(TrainConfigError, match="order_consistency"):
+        check_resumable({"config": {"seed": 1}}, {**current, "order_consistency": 1.0}, "f", tmp_path)

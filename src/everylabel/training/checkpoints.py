@@ -36,6 +36,9 @@ RESUME_SAFE_KEYS = frozenset(
         "skip_invalid",
     }
 )
+# Keys added after checkpoints were first written, with the value that computes what a checkpoint
+# without the key computed: such a checkpoint resumes under that value.
+ADDED_KEYS: dict[str, Any] = {"order_consistency": 0.0}
 
 
 def data_fingerprint(records: Sequence[Record]) -> str:
@@ -53,7 +56,7 @@ def check_resumable(state: dict[str, Any], config: dict[str, Any], fingerprint: 
     saved = state.get("config", {})
     current = json.loads(json.dumps(config))  # tuples -> lists, as the checkpoint stored them
     for key in sorted(set(saved) | set(current)):
-        if key in RESUME_SAFE_KEYS or saved.get(key) == current.get(key):
+        if key in RESUME_SAFE_KEYS or saved.get(key, ADDED_KEYS.get(key)) == current.get(key):
             continue
         raise TrainConfigError(
             f"{key}: the checkpoint {folder} was made with {saved.get(key)!r}, this run has "
