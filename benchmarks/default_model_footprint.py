@@ -36,7 +36,7 @@ def main() -> None:
         assert peaks[-1] >= before
     code = (
         "import time, warnings; warnings.simplefilter('ignore'); s = time.perf_counter()\n"
-        "from everylabel import Classifier\nc = Classifier.from_pretrained('default', device='cpu')\n"
+        "from everylabel import Classifier\nc = Classifier.from_pretrained('default', device='cpu', backend='torch')\n"
         "l = time.perf_counter() - s; c.classify('warm up', ['a', 'b']); s = time.perf_counter()\n"
         "c.classify('The striker scored twice in the final.', ['sports', 'politics', 'cooking'])\n"
         "print(l, time.perf_counter() - s)"

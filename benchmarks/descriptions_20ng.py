@@ -29,7 +29,7 @@ def main() -> None:
 
     from everylabel import Classifier, Label
     from everylabel.evaluation.datasets import NEWSGROUP_DESCRIPTIONS
-    from everylabel.evaluation.metrics import f1_scores
+    from everylabel.metrics import f1_scores
     from everylabel.training.fewshot import few_shot_fit
 
     quiet()

@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*were cut to fit")
     data = load_named("20newsgroups", "test", args.texts, seed=1)
-    blended = Classifier.from_pretrained("default", device="cpu")
+    blended = Classifier.from_pretrained("default", device="cpu", backend="torch")
     alone = Classifier(blended.model, blended.tokenizer, device="cpu", embedding_blend=False)
     rows = []
     print(f"machine: {machine_description('cpu')}")

@@ -33,7 +33,7 @@ def main() -> None:
     from newsgroups_setup import fresh_model, quiet, shots_and_test
 
     from everylabel import Classifier
-    from everylabel.evaluation.metrics import f1_scores
+    from everylabel.metrics import f1_scores
     from everylabel.training.fewshot import few_shot_fit
 
     quiet()

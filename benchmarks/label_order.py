@@ -20,8 +20,8 @@ from pathlib import Path
 
 from everylabel import Classifier
 from everylabel.evaluation.datasets import load_named
-from everylabel.evaluation.metrics import f1_scores
 from everylabel.evaluation.throughput import machine_description
+from everylabel.metrics import f1_scores
 
 DISTRACTORS = [
     "agriculture", "architecture", "astrology", "aviation", "banking", "beauty", "biology", "chemistry",

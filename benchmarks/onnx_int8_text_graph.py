@@ -25,7 +25,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*were cut to fit")
     folder = export_onnx("default", Path(tempfile.mkdtemp()) / "qint8", int8=True)
     clf = OnnxClassifier(folder)
-    torch_clf = Classifier.from_pretrained("default", device="cpu")
+    torch_clf = Classifier.from_pretrained("default", device="cpu", backend="torch")
     out: dict = {"quantization": json.loads((folder / "everylabel_onnx.json").read_text())["quantization"]}
     mixed = mixed_texts(64)
     r8 = load_named("reuters_r8", "test")

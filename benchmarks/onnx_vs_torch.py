@@ -119,7 +119,7 @@ def main() -> None:
     out["int8_variant"] = best[3]
 
     backends = {
-        "torch fp32": Classifier.from_pretrained("default", device="cpu"),
+        "torch fp32": Classifier.from_pretrained("default", device="cpu", backend="torch"),
         "onnx fp32": OnnxClassifier(fp32),
         f"onnx int8 ({best[3]})": OnnxClassifier(best[0]),
     }

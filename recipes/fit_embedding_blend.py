@@ -20,9 +20,9 @@ import numpy as np
 
 from everylabel import Classifier
 from everylabel.evaluation.datasets import load_named
-from everylabel.evaluation.metrics import f1_scores
 from everylabel.inference.embedding_blend import centred_terms
 from everylabel.inference.retrieval import LABEL_TEMPLATE, EmbeddingRetriever
+from everylabel.metrics import f1_scores
 from everylabel.paths import MINILM_NAME
 from everylabel.training.data import load_records
 
@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="write the chosen blend into config.json")
     args = parser.parse_args()
 
-    clf = Classifier.from_pretrained(args.model, device="cpu", embedding_blend=False)
+    clf = Classifier.from_pretrained(args.model, device="cpu", backend="torch", embedding_blend=False)
     embedder = EmbeddingRetriever(args.embedding_model)
     table: dict[str, list[float]] = {}
     for spec in [] if args.weight is not None else args.select:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Exports built on first use go to a cache of this test session, not the user's (subprocesses too).
+os.environ["EVERYLABEL_CACHE"] = tempfile.mkdtemp(prefix="everylabel-test-cache-")
 
 from tests import backbones
 

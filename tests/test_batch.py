@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from everylabel.batch import add_batch_parser, batch_command  # noqa: E402
 from everylabel.batch.parts import MANIFEST  # noqa: E402
 from everylabel.cli_io import CliError  # noqa: E402
 from everylabel.errors import InputError, MissingDependencyError  # noqa: E402
+from everylabel.inference.calibration import Calibration  # noqa: E402
 from everylabel.integrations.ray import ClassifyBatch  # noqa: E402
 from tests import oracle  # noqa: E402
 
@@ -267,7 +269,7 @@ def test_classify_batch_takes_every_ray_batch_format(model_dir: str, expected: l
 
 
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from everylabel.integrations import require
+    from everylabel.extras import require
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'everylabel\[ray\]'"):
@@ -320,3 +322,74 @@ def test_a_killed_run_resumes_to_every_row_exactly_once(model_dir: str, tmp_path
     assert json.loads((output / MANIFEST).read_text())["complete"]
     batch(*[a if a != str(output) else str(tmp_path / "whole") for a in args])
     assert resumed.equals(pq.read_table(tmp_path / "whole"))
+
+
+def test_a_resume_on_changed_weights_calibration_or_runtime_is_refused(
+    model_dir: str, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    source = make_input("jsonl", tmp_path / "in")
+    output = tmp_path / "out"
+    args = run_args(source, output, str(model), "--text-column", "body", "--part-rows", "5")
+    summary = batch(*args)
+    assert summary["runtime"] == {"backend": "torch", "device": "cpu", "dtype": "fp32"}
+    manifest = json.loads((output / MANIFEST).read_text())
+    assert manifest["fingerprint"]["version"] and manifest["runtime"]["dtype"] == "fp32"
+    (output / "part-00002.parquet").unlink()  # a run to resume
+    Calibration("temperature", "multi-label", 2.0).save(model)  # the same path, other answers
+    expect_error([*args, "--resume"], "model_digest was")
+    (model / "everylabel_calibration.json").unlink()
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of the weights
+    weights.write_bytes(bytes(data))
+    expect_error([*args, "--resume"], "model_digest was")
+    shutil.copy(Path(model_dir) / "model.safetensors", weights)
+    expect_error([*args, "--resume", "--dtype", "bf16"], "dtype was")
+    assert batch(*args, "--resume")["parts_written"] == 1  # the same model and runtime: resumed
+
+
+def test_the_runtime_is_checked_part_by_part(tmp_path: Path) -> None:
+    from everylabel.batch.parts import Output
+    from everylabel.batch.sources import Part
+
+    plan = [Part(0, 0, 1, ()), Part(1, 1, 1, ())]
+    output = Output(tmp_path / "out", {"input": "x"}, plan, 2)
+    output.open(resume=False)
+    table = pa.table({"index": [0]})
+    cpu = {"backend": "onnx", "device": "cpu", "dtype": "fp32"}
+    output.write(plan[0], table, cpu)
+    with pytest.raises(CliError, match='another runtime: backend was "onnx", now "torch"'):
+        output.write(plan[1], pa.table({"index": [1]}), {**cpu, "backend": "torch", "dtype": "bf16"})
+    output.close()
+
+
+def test_a_lock_left_by_a_killed_run_is_reported_and_a_live_one_named(model_dir: str, tmp_path: Path) -> None:
+    from everylabel.batch.parts import LOCK
+
+    source = make_input("jsonl", tmp_path / "in")
+    output = tmp_path / "out"
+    args = run_args(source, output, model_dir, "--text-column", "body")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK.format(folder=str(output))], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    expect_error(args, f"another everylabel batch (pid {holder.pid} on")  # alive: named, never ignored
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (output / LOCK).exists()  # what a killed run leaves behind
+    summary = batch(*args)
+    assert f"pid {holder.pid}" in summary["stale_lock"] and "taken over" in summary["stale_lock"]
+    assert not (output / LOCK).exists()  # a clean exit removes it
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from everylabel.batch.parts import Output
+Path({folder!r}).mkdir(parents=True, exist_ok=True)
+Output(Path({folder!r}), {{}}, [], 0)._take_lock()
+print("locked", flush=True)
+time.sleep(600)
+"""

@@ -265,7 +265,7 @@ def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
     assert model.model.scores_by_matmul
     clf = Classifier(model, tokenizer, device="cpu")
     prepared = clf.prepare(TEXTS, [LABELS, LABELS[:2], ["art", *LABELS], ["war"]])
-    table = clf.label_table(prepared)
+    table = prepared.label_table
     vectors, index = slot_inputs(table, [clf.slot_labels(prepared, p) for p in prepared.passes])
     ids, mask = collate([p.input_ids for p in prepared.passes], clf.pad_id)
     with torch.no_grad():

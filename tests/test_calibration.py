@@ -149,8 +149,8 @@ def test_onnx_export_and_server_apply_it_too(calibrated_dir, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     from fastapi.testclient import TestClient
 
+    from everylabel.onnx import OnnxClassifier
     from everylabel.onnx.export import export_onnx
-    from everylabel.onnx.runtime import OnnxClassifier
     from everylabel.serving import create_app
 
     torch_clf = Classifier.from_pretrained(calibrated_dir, backend="torch")
@@ -190,3 +190,78 @@ def test_the_calibrate_command_writes_a_calibrated_copy(model_dir, tmp_path, cap
         assert Classifier.from_pretrained(out, backend="torch").calibration == calibration
     again = main(["calibrate", "--model", str(model_dir), "--data", str(data), "--out", str(out)])
     assert again == 2 and "not empty" in capsys.readouterr().err
+
+
+def test_a_calibration_applies_only_in_the_mode_it_was_fitted_for(model_dir) -> None:
+    raw = Classifier.from_pretrained(model_dir, backend="torch")
+    single = Calibration(
+        "temperature", "single-label", 3.0, 0.0, thresholds={"sports": 0.01}, default_threshold=0.01
+    )
+    clf = Classifier.from_pretrained(model_dir, backend="torch", calibration=single)
+    for got, want in zip(clf.classify(TEXTS, LABELS), raw.classify(TEXTS, LABELS), strict=True):
+        assert got.scores == want.scores and got.labels == want.labels  # sigmoid calls: the model's own
+    texts = TEXTS[:4]
+    got = clf.classify(texts, LABELS, multi_label=False)
+    want = raw.classify(texts, LABELS, multi_label=False)
+    for a, b in zip(got, want, strict=True):  # softmax calls: temperature 1/3 on every logit
+        ratio = np.log(a.scores["sports"] / a.scores["food"])
+        assert ratio == pytest.approx(3 * np.log(b.scores["sports"] / b.scores["food"]), abs=1e-5)
+    multi = Calibration("platt", "multi-label", 2.0, 1.0, thresholds={"sports": 0.99})
+    clf.calibration = multi
+    for a, b in zip(clf.classify(texts, LABELS, multi_label=False), want, strict=True):
+        assert a.scores == b.scores  # a sigmoid fit says nothing about a softmax
+
+
+def test_few_shot_fitting_drops_a_calibration_fitted_on_the_old_model(calibrated_dir) -> None:
+    from everylabel.training.fewshot import StaleCalibrationWarning, few_shot_fit
+
+    clf = Classifier.from_pretrained(calibrated_dir, backend="torch")
+    assert clf.calibration is not None
+    examples = [{"text": text, "labels": [label]} for text, label in zip(TEXTS[:4], LABELS, strict=True)]
+    with pytest.warns(StaleCalibrationWarning, match="calibrate"):
+        few_shot_fit(clf, examples, epochs=1, batch_size=4)
+    assert clf.calibration is None
+    result = clf.classify(TEXTS[:1], LABELS)[0]
+    assert result.labels == [
+        n for n in sorted(LABELS, key=lambda n: -result.scores[n]) if result.scores[n] >= 0.5
+    ]
+
+
+def test_a_few_dozen_separable_texts_cannot_push_the_scale_far() -> None:
+    """20 plainly separable texts in two topics: maximum likelihood alone sends the scale to infinity
+    (it fitted 37.7 before), making every later score 0 or 1; the prior keeps it near 1."""
+    labels = ["sports", "politics"]
+    scored = Scored([], [], [])
+    for i in range(20):
+        gold = labels[i % 2]
+        scored.labels.append(labels)
+        scored.logits.append(np.array([2.0, -2.0]) if gold == "sports" else np.array([-2.0, 2.0]))
+        scored.gold.append({gold})
+    for method in ("temperature", "platt"):
+        calibration = fit_calibration(scored, method=method, holdout=0.0)
+        assert 1.0 < calibration.scale < 3.0 and abs(calibration.bias) < 0.5
+    many = synthetic(lambda z: 0.5 * z, texts=3000)  # on much data the likelihood still decides
+    assert fit_calibration(many, holdout=0.0).scale == pytest.approx(2.0, rel=0.1)
+
+
+def test_calibrate_does_not_write_a_calibration_that_hurts_unless_forced(
+    model_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    from everylabel.evaluation import calibrate as calibrate_module
+
+    def harmful(*args, **kwargs) -> Calibration:
+        report = {
+            "before": {"nll": 0.148, "brier": 0.04, "ece": 0.05},
+            "after": {"nll": 2.59, "brier": 0.2, "ece": 0.3},
+        }
+        return Calibration("platt", "multi-label", 213.6, 145.8, report=report)
+
+    monkeypatch.setattr(calibrate_module, "fit_calibration", harmful)
+    data = toy.write_toy(tmp_path / "toy.jsonl", 40)
+    command = ["calibrate", "--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "c")]
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert "not written" in captured.err and "0.148 to 2.59" in captured.err
+    assert json.loads(captured.out)["written"] is False and not (tmp_path / "c").exists()
+    assert main([*command, "--force"]) == 0
+    assert load_calibration(tmp_path / "c") is not None

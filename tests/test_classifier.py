@@ -303,3 +303,28 @@ def test_model_max_length_by_backbone(backbone_dir) -> None:
     assert lengths["deberta-v3"] == 1024  # relative positions: the official window
     assert lengths["mpnet"] == 512 - 2
     assert lengths["modernbert"] == 8192
+
+
+def test_a_single_label_hierarchy_picks_one_label_per_group(clf: Classifier) -> None:
+    hierarchy = {
+        "topic": ["sports", "politics", "cooking"],
+        "tone": {"calm": ["quiet"], "loud": ["angry", "happy"]},
+    }
+    texts = ["The striker scored twice.", "Parliament shouted at the minister."]
+    results = clf.classify(texts, hierarchy, multi_label=False)
+    raw = clf.prepare(texts, hierarchy, multi_label=True)
+    logits = clf.score(raw)
+    for index, result in enumerate(results):
+        names = list(result.scores)
+        topic = [n for n in names if n.startswith("topic.")]
+        tone = [n for n in names if n.startswith("tone.")]
+        assert sum(result.scores[n] for n in topic) == pytest.approx(1.0)  # a softmax within each group
+        assert sum(result.scores[n] for n in tone) == pytest.approx(1.0)
+        best = [max(topic, key=result.scores.get), max(tone, key=result.scores.get)]
+        assert result.labels == sorted(best, key=lambda n: -result.scores[n])  # one per group, best first
+        z = dict(zip(raw.requests[index].labels, logits[index], strict=True))
+        expected = np.exp([z[n] for n in tone]) / np.exp([z[n] for n in tone]).sum()
+        assert [result.scores[n] for n in tone] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert results[0].nested()["tone"]["loud"].keys() == {"angry", "happy"}
+    flat = clf.classify(texts, [*hierarchy["topic"], "quiet", "angry", "happy"], multi_label=False)
+    assert all(len(r.labels) == 1 for r in flat)  # a flat list: one label, a softmax over all

@@ -276,3 +276,38 @@ def test_an_interrupt_exits_130(capsys, model_dir: str, monkeypatch) -> None:
     monkeypatch.setattr(Classifier, "run", interrupted)
     code, _, err = run(capsys, "classify", "a text", "--labels", "a,b", "--model", model_dir)
     assert code == 130 and err == "everylabel: interrupted\n"
+
+
+def test_loading_the_default_model_is_quiet() -> None:
+    """No progress bars for a one-second load and no third-party notices, in the CLI (both runtimes)
+    and in the library."""
+    for backend in ("torch", "onnx"):
+        done = subprocess.run(
+            [sys.executable, "-m", "everylabel", "classify", "The striker scored.", "--labels", "sports,food",
+             "--backend", backend],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert json.loads(done.stdout)["labels"]
+    code = "from everylabel import Classifier; Classifier.from_pretrained('default', backend='torch')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Loading weights" not in done.stderr, done.stderr
+
+
+def test_a_labels_file_of_two_item_lists_is_refused_not_misread(
+    capsys, model_dir: str, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "labels.json"
+    pairs.write_text(json.dumps([["sports", "ball games and athletes"], ["cooking", "recipes"]]))
+    code, _, err = run(
+        capsys, "classify", "a match", "a meal", "--labels-file", str(pairs), "--model", model_dir
+    )
+    assert code == 2 and "ambiguous" in err and '{"name"' in err
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps([{"name": "sports", "description": "ball games"}, {"name": "cooking"}]))
+    code, out, err = run(capsys, "classify", "a match", "--labels-file", str(objects), "--model", model_dir)
+    assert code == 0 and set(jsonl(out)[0]["scores"]) == {"sports", "cooking"}
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "a match", "labels": [["sports", "ball games"]]}) + "\n")
+    code, _, err = run(capsys, "classify", "--input", str(rows), "--model", model_dir)
+    assert code == 2 and '"description"' in err  # a row's own labels: a list is no label either

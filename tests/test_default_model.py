@@ -20,7 +20,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    return Classifier.from_pretrained("default", device="cpu")
+    return Classifier.from_pretrained("default", device="cpu", backend="torch")
 
 
 def test_the_artifact_is_small_and_holds_only_what_training_changed() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from everylabel.evaluation.metrics import f1_scores, per_label_report
+from everylabel.metrics import f1_scores, per_label_report
 
 LABELS = ["a", "b", "c", "d", "e"]
 

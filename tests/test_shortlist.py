@@ -129,3 +129,34 @@ def test_cli_shortlist_with_a_labels_file(capsys, backbone_dir, tmp_path: Path) 
     code, _, err = run(capsys, "classify", TEXTS[0], "--model", str(tmp_path / "m"), "--labels", "a,b",
                        "--retriever", str(minilm_dir()))  # fmt: skip
     assert code == 2 and "retriever: ranks labels for shortlist=k" in err
+
+
+def test_a_retriever_path_ranks_the_same_on_both_runtimes(capsys, backbone_dir, tmp_path: Path) -> None:
+    """`--retriever PATH` on the ONNX runtime, the default model's on a CPU: a sentence-embedding
+    backbone and a bi-encoder checkpoint, resolved as on torch."""
+    pytest.importorskip("onnxruntime")
+    from everylabel.onnx import export_onnx
+    from tests.test_onnx import save_checkpoint
+
+    model, tokenizer = create_model(backbone_dir("bert"), dropout=0.0, scorer_type="mlp")
+    oracle.spread_weights(model, std=0.05)
+    folder = save_checkpoint(model, tokenizer, tmp_path / "m")
+    runtimes = [
+        Classifier.from_pretrained(folder, device="cpu"),
+        Classifier.from_pretrained(export_onnx(folder, tmp_path / "onnx")),
+    ]
+    assert [clf.backend.kind for clf in runtimes] == ["torch", "onnx"]
+    bi, bi_tokenizer = create_model(
+        backbone_dir("bert"), architecture_type="bi-encoder", normalize_features=True
+    )
+    oracle.spread_weights(bi)
+    bi_folder = save_checkpoint(bi, bi_tokenizer, tmp_path / "bi")
+    for retriever in (str(minilm_dir()), str(bi_folder)):
+        a, b = (clf.classify(TEXTS, LABELS, shortlist=3, retriever=retriever) for clf in runtimes)
+        for x, y in zip(a, b, strict=True):
+            assert (x.shortlist and x.shortlist.labels) == (y.shortlist and y.shortlist.labels)
+            assert x.scores == pytest.approx(y.scores, abs=1e-4)
+    code, out, err = run(capsys, "classify", TEXTS[0], "--labels", ",".join(LABELS), "--shortlist", "2",
+                         "--retriever", str(minilm_dir()), "--verbose")  # fmt: skip
+    assert code == 0, err
+    assert "backend: onnxruntime" in err and len(jsonl(out)[0]["shortlist"]) == 2

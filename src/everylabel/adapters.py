@@ -19,7 +19,7 @@ from transformers import AutoModel, PreTrainedTokenizerBase
 from .config import GLiClassConfig
 from .errors import ConfigError
 from .modeling.model import GLiClassModel
-from .paths import resolve_path
+from .paths import resolve_model_source, resolve_path
 from .tokenization import load_label_tokenizer, load_tokenizer, save_label_tokenizer
 
 ADAPTER_MARKER = "everylabel_adapter.json"
@@ -148,7 +148,7 @@ def load_adapter(
 
     folder = Path(folder)
     meta = json.loads((folder / ADAPTER_MARKER).read_text())
-    base = resolve_path(base or meta["base"])
+    base = resolve_model_source(base or meta["base"])
     config = GLiClassConfig.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(base)
     if encoder.get_input_embeddings().num_embeddings != config.vocab_size:

@@ -27,6 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="everylabel", description="GLiClass zero-shot text classification.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an internal error")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_classify,
+        _add_eval,
+        _add_bench,
+        _add_export,
+        _add_build_data,
+        _add_train,
+        add_serve_parser,
+        add_calibrate_parser,
+        add_batch_parser,
+        _add_cache,
+    ):
+        add(commands)
+    return parser
+
+
+def _add_classify(commands: Any) -> None:
     classify = commands.add_parser(
         "classify",
         help="classify texts against candidate labels",
@@ -89,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "onnx: export a checkpoint into the cache and run that",
     )
     classify.add_argument("--verbose", action="store_true", help="say on stderr which backend ran")
+
+
+def _add_eval(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="measure models on a labelled dataset",
@@ -131,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-per-label", action="store_true", help="leave the per-label report out of the table"
     )
     evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+
+def _add_bench(commands: Any) -> None:
     bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     grid = bench.add_parser(
         "throughput",
@@ -152,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--device", default="auto")
     grid.add_argument("--dtype", default="auto")
     grid.add_argument("--out", type=Path, default=Path("bench-out"))
+
+
+def _add_export(commands: Any) -> None:
     export = commands.add_parser("export", help="export a model").add_subparsers(dest="format", required=True)
     onnx = export.add_parser(
         "onnx",
@@ -172,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument(
         "--int8-embedding", action="store_true", help="with --int8, quantize an embedding blend's graph too"
     )
+    onnx.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if it is a folder of other files (never the model's own folder)",
+    )
+
+
+def _add_build_data(commands: Any) -> None:
     build = commands.add_parser(
         "build-data",
         help="training records from WordNet, Debian package lists and fortunes",
@@ -189,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--opinions", type=int, default=0, help="add N self-generated polarity records (WordNet)"
     )
     build.add_argument("--seed", type=int, default=0)
+
+
+def _add_train(commands: Any) -> None:
     for name, text in (("train", "supervised training"), ("train-rl", "the PPO stage")):
         train = commands.add_parser(name, help=f"{text} from a YAML config", description=f"Run {text}.")
         train.add_argument("config", type=Path, help="YAML config (see examples/)")
@@ -207,10 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="resume even though the config or data differ from the checkpoint's",
         )
         train.add_argument("--skip-invalid", action="store_true", help="leave bad records out, count them")
-    add_serve_parser(commands)
-    add_calibrate_parser(commands)
-    add_batch_parser(commands)
-    return parser
+
+
+def _add_cache(commands: Any) -> None:
+    cache = commands.add_parser(
+        "cache",
+        help="the ONNX exports built on first use: list or clear them",
+        description="Exports of checkpoints run with --backend onnx (and the default model on a CPU) are "
+        "built once into $EVERYLABEL_CACHE/onnx (default ~/.cache/everylabel/onnx), keyed on the model's "
+        "content, and trimmed to $EVERYLABEL_CACHE_MAX_BYTES (default 2 GiB), least recently used first.",
+    )
+    cache.add_argument("action", choices=("list", "clear"), help="list the exports, or remove them all")
 
 
 COMMANDS = {
@@ -224,6 +268,7 @@ COMMANDS = {
     "serve": "serve_command",
     "calibrate": "calibrate_command",
     "batch": "batch_command",
+    "cache": "cache_command",
 }
 
 
@@ -267,9 +312,10 @@ def classify_command(args: argparse.Namespace) -> int:
 
     import warnings
 
+    from .commands import open_for_command
     from .inference.engine import TruncationWarning
 
-    classifier = load_classifier(args)
+    classifier = open_for_command(args)
     output = open(args.output, "w", encoding="utf-8") if args.output is not None else None  # noqa: SIM115
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -301,29 +347,6 @@ def classify_command(args: argparse.Namespace) -> int:
     for warning in caught:
         print(f"everylabel: warning: {warning.message}", file=sys.stderr)
     return 0
-
-
-def load_classifier(args: argparse.Namespace) -> Any:
-    """The classifier `classify` and `serve` run: torch or onnxruntime (see --backend and
-    `backends.open_classifier`); --verbose says which on stderr."""
-    from .backends import open_classifier
-
-    classifier = open_classifier(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-    )
-    manifest = getattr(classifier, "manifest", None)
-    if manifest is not None:
-        where = f"onnxruntime ({'int8' if manifest.int8 else 'fp32'}, CPU) on {classifier.folder}"
-    else:
-        where = f"torch ({str(classifier.dtype).replace('torch.', '')}, {classifier.device})"
-    if args.verbose:
-        print(f"everylabel: backend: {where}", file=sys.stderr)
-    return classifier
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -434,9 +457,8 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    import json as json_module
-
     from .onnx.export import export_onnx
+    from .onnx.manifest import OnnxManifest
 
     folder = export_onnx(
         args.model,
@@ -446,14 +468,38 @@ def export_command(args: argparse.Namespace) -> int:
         weight_type=args.weight_type,
         reduce_range=args.reduce_range,
         int8_embedding=args.int8_embedding,
+        force=args.force,
     )
-    manifest = json_module.loads((folder / "everylabel_onnx.json").read_text())
-    graphs = sorted(p.name for p in folder.glob("*.onnx"))
-    size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
-    print(f"exported {args.model} to {folder}: {', '.join(graphs)} ({size:.1f} MiB), parity checked")
-    if manifest.get("quantization"):
-        print(f"int8 against fp32 on the parity inputs: {json_module.dumps(manifest['quantization'])}")
+    manifest = OnnxManifest.load(folder)
+    graphs = ", ".join(f"{p.name} {_mib(p.stat().st_size)}" for p in sorted(folder.glob("*.onnx")))
+    total = _mib(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
+    print(f"exported {args.model} to {folder}: {graphs} (the folder {total}), parity checked")
+    if manifest.quantization:
+        print(f"int8 against fp32 on the parity inputs: {json.dumps(manifest.quantization)}")
     return 0
+
+
+def cache_command(args: argparse.Namespace) -> int:
+    import time
+
+    from .onnx import cache
+
+    if args.action == "clear":
+        gone = cache.clear()
+        print(f"removed {len(gone)} exports ({_mib(sum(e.bytes for e in gone))}) from {cache.cache_root()}")
+        return 0
+    listed = cache.entries()
+    for entry in reversed(listed):  # most recently used first
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        kind = "int8" if entry.int8 else "fp32"
+        print(f"{entry.path.name}  {_mib(entry.bytes):>10}  {kind}  used {used}  from {entry.source}")
+    total = _mib(sum(e.bytes for e in listed))
+    print(f"{len(listed)} exports, {total} in {cache.cache_root()} (bound {_mib(cache.max_bytes())})")
+    return 0
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def build_data_command(args: argparse.Namespace) -> int:

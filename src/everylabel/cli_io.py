@@ -94,8 +94,10 @@ def read_labels(args: argparse.Namespace) -> Any:
             raise CliError(f"--labels-file: {args.labels_file} does not exist")
         text = args.labels_file.read_text(encoding="utf-8")
         if args.labels_file.suffix.lower() == ".json":
+            from .jsonfiles import json_labels
+
             try:
-                return json.loads(text)
+                return json_labels(json.loads(text), f"--labels-file {args.labels_file}")
             except json.JSONDecodeError as error:
                 raise CliError(f"{args.labels_file}: not valid JSON ({error.msg})") from None
         return [line.strip() for line in text.splitlines() if line.strip()]

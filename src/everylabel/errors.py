@@ -42,3 +42,7 @@ class MissingDependencyError(EverylabelError, ImportError):
 
 class NumericalError(EverylabelError, FloatingPointError):
     """The model produced inf or nan (for example float16 overflow); the message says what to change."""
+
+
+class TooMuchWork(InputError):
+    """A request asks for more work than a bound allows (labels, model passes, tokens); HTTP 413."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from .errors import InputError
-from .inference.batching import pad_rows
+from .padding import pad_rows
 from .prompt import plain_tokens, wrapping_ids
+
+Key = TypeVar("Key", bound=Hashable)
 
 if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime tokenises labels here too
     import torch
@@ -69,9 +71,9 @@ class LabelTokens:
         }
 
 
-def slot_index(per_row: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray]:
-    """The distinct labels of a batch, in first-seen order, and each slot's row among them
-    (batch, slots), -1 for padding. [["a", "b"], ["b"]] -> ["a", "b"], [[0, 1], [1, -1]]."""
+def slot_index(per_row: Sequence[Sequence[Key]]) -> tuple[list[Key], np.ndarray]:
+    """The distinct labels (or label keys) of a batch, in first-seen order, and each slot's row among
+    them (batch, slots), -1 for padding. [["a", "b"], ["b"]] -> ["a", "b"], [[0, 1], [1, -1]]."""
     distinct = list(dict.fromkeys(label for labels in per_row for label in labels))
     position = {label: i for i, label in enumerate(distinct)}
     index = np.full((len(per_row), max(len(r) for r in per_row)), -1, dtype=np.int64)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from .adapters import is_adapter_folder, load_adapter
 from .config import BI_ENCODERS, GLiClassConfig
 from .errors import ConfigError
 from .modeling.model import GLiClassModel
-from .paths import DEFAULT_MODEL_NAME, MINILM_NAME, PathLike, resolve_path
+from .paths import DEFAULT_MODEL_NAME, MINILM_NAME, PathLike, resolve_model_source, resolve_path
 from .tokenization import add_special_tokens, load_tokenizer
 
 __all__ = [
@@ -26,6 +28,21 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' "Loading weights" progress bars off for the block, then as they were: loading
+    a model takes a second, not long enough to show progress for."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def load_model(
     path: PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
@@ -33,7 +50,13 @@ def load_model(
 
     A LoRA adapter folder written by everylabel is rebuilt on its base backbone.
     """
-    path = resolve_path(path)
+    with quiet_loading():
+        return _load_model(resolve_model_source(path), device, dtype)
+
+
+def _load_model(
+    path: str, device: str | torch.device | None, dtype: torch.dtype | None
+) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
     if is_adapter_folder(path):
         model, tokenizer = load_adapter(path)
         if device is not None or dtype is not None:
@@ -65,7 +88,7 @@ def create_model(
     tokenizer gets none.
     """
     name = str(backbone)  # recorded as given: a packaged name stays portable across machines
-    backbone = resolve_path(backbone)
+    backbone = resolve_model_source(backbone)
     backbone_config = AutoConfig.from_pretrained(backbone)
     tok = load_tokenizer(str(tokenizer or backbone), backbone_config.model_type)
     architecture = config_overrides.get("architecture_type", "uni-encoder")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .errors import InputError
+from .errors import InputError, TooMuchWork
 
 if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime lays out inputs here too
     from transformers import PreTrainedTokenizerBase
@@ -84,6 +84,57 @@ class RequestPlan:
     windows: list[list[tuple[int, int]]]  # per group, [start, end) token ranges of the text
     cut_tokens: int = 0
     char_spans: list[tuple[int, int]] = field(default_factory=list)  # per text token, when known
+
+
+@dataclass(frozen=True)
+class WorkBudget:
+    """Bounds on the work one call may cause (the server's per-request limits); None: no bound."""
+
+    max_labels: int | None = None  # candidate labels of one text, in all its label orders
+    max_passes: int | None = None  # model inputs
+    max_tokens: int | None = None  # token ids over all model inputs
+
+    def check_labels(self, field: str, count: int) -> None:
+        if self.max_labels is not None and count > self.max_labels:
+            raise TooMuchWork(
+                field, f"{count} candidate labels to score; this server takes at most {self.max_labels}"
+            )
+
+    def check(self, passes: int, tokens: int) -> None:
+        if self.max_passes is not None and passes > self.max_passes:
+            raise TooMuchWork(
+                "texts",
+                f"{passes} model passes (windows x label groups x label orders); this server runs at "
+                f"most {self.max_passes} for one request",
+            )
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            raise TooMuchWork(
+                "texts",
+                f"{tokens} tokens to score; this server scores at most {self.max_tokens} for one request",
+            )
+
+
+@dataclass
+class _Parts:
+    """A request's token ids by part, and its plan, before any model input is assembled."""
+
+    text: list[int]
+    labels: list[list[int]]  # per label: its name's ids (empty where the label encoder reads names)
+    prompt: list[int]
+    before_text: list[int]  # label descriptions read before the text (descriptions="text")
+    examples: list[int]  # the whole <<EXAMPLE>> block
+    joint: list[int] | None  # prompt and text tokenised as one string, where the layout uses it
+    plan: RequestPlan
+
+
+def _tokens(part: _Parts) -> int:
+    """Token ids over all of a laid-out request's passes, but for the tokenizer's wrapping ones."""
+    fixed = len(part.prompt) + len(part.before_text) + len(part.examples)
+    total = 0
+    for (start, end), windows in zip(part.plan.groups, part.plan.windows, strict=True):
+        block = sum(len(ids) + 1 for ids in part.labels[start:end]) + 1 if part.labels else 0
+        total += sum(fixed + block + (b - a) for a, b in windows)
+    return total
 
 
 def _example_segment(example: Example) -> str:
@@ -164,9 +215,31 @@ class InputBuilder:
     # -- layout ----------------------------------------------------------------------------------
 
     def build(
-        self, requests: Sequence[Request], truncation: Truncation, overlap: int | None = None
+        self,
+        requests: Sequence[Request],
+        truncation: Truncation,
+        overlap: int | None = None,
+        budget: WorkBudget | None = None,
     ) -> tuple[list[Pass], list[RequestPlan]]:
-        """All model inputs for `requests`, and how each request was laid out."""
+        """All model inputs for `requests`, and how each request was laid out.
+
+        With a `budget`, the passes and tokens are counted from the plans before any input is
+        assembled, and a call over it raises `TooMuchWork` (a text cut into thousands of windows
+        costs only its plan)."""
+        parts = self._lay_out(requests, truncation, overlap)
+        if budget is not None:
+            count = sum(len(w) for p in parts for w in p.plan.windows)
+            wrap = len(self.prefix) + len(self.suffix)
+            budget.check(count, sum(map(_tokens, parts)) + wrap * count)
+        passes: list[Pass] = []
+        for index, part in enumerate(parts):
+            passes += self._assemble(index, requests[index], part)
+        return passes, [part.plan for part in parts]
+
+    def _lay_out(
+        self, requests: Sequence[Request], truncation: Truncation, overlap: int | None
+    ) -> list[_Parts]:
+        """Each request's token ids by part and its plan (label groups, text windows, what was cut)."""
         want_offsets = truncation == "chunk"
         texts_ids, texts_offsets = self.encode([r.text for r in requests], offsets=want_offsets)
         prompt_ids = dict(zip(*self._unique_encode([r.prompt for r in requests]), strict=True))
@@ -175,17 +248,11 @@ class InputBuilder:
         described = [self._descriptions_text(r) for r in requests]
         description_ids = dict(zip(*self._unique_encode(described), strict=True))
         joint = self._joint_prompt_text(requests)
-
-        passes: list[Pass] = []
-        plans: list[RequestPlan] = []
+        out = []
         for i, request in enumerate(requests):
             if self.layout == "names":
-                labels = self.label_ids(
-                    [
-                        self.label_piece(n, d)
-                        for n, d in zip(request.labels, request.descriptions, strict=True)
-                    ]
-                )
+                pieces = zip(request.labels, request.descriptions, strict=True)
+                labels = self.label_ids([self.label_piece(n, d) for n, d in pieces])
             else:  # the label encoder reads the names
                 labels = [[] for _ in request.labels]
             if request.examples and self.layout == "none":
@@ -198,42 +265,42 @@ class InputBuilder:
                     examples += [self.example_id, *segment_ids[_example_segment(example)]]
                 examples.append(self.sep_id)
             before_text = description_ids[described[i]]
-            fixed = len(self.prefix) + len(self.suffix) + len(prompt_ids[request.prompt])
-            fixed += len(examples) + len(before_text)
+            prompt = prompt_ids[request.prompt]
+            fixed = len(self.prefix) + len(self.suffix) + len(prompt) + len(examples) + len(before_text)
             text = texts_ids[i]
             plan = self._plan(i, text, labels, len(request.labels), fixed, truncation, overlap)
             if texts_offsets is not None:
                 plan.char_spans = [tuple(span) for span in texts_offsets[i]]
-            plans.append(plan)
-            prompt = prompt_ids[request.prompt]
-            for g, (start, end) in enumerate(plan.groups):
-                block = [t for ids in labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
-                for w, (a, b) in enumerate(plan.windows[g]):
-                    if self.layout == "none":
-                        ids = self.prefix + prompt + before_text + text[a:b] + self.suffix
-                        if (
-                            joint is not None
-                            and a == 0
-                            and b == len(text)
-                            and request.prompt
-                            and not before_text
-                        ):
-                            joined = self.prefix + joint[i] + self.suffix  # "prompt text", as one string
-                            ids = joined if len(joined) <= self.max_length else ids
-                    elif self.prompt_first:
-                        ids = self.prefix + block + prompt + before_text + text[a:b] + examples + self.suffix
-                        whole = a == 0 and b == len(text)
-                        if joint is not None and whole and request.prompt and not before_text:
-                            # Prompt and text tokenised together, as the official format does, where
-                            # that fits: joint tokens can outnumber the separate ones the plan budgeted.
-                            joined = self.prefix + block + joint[i] + examples + self.suffix
-                            ids = joined if len(joined) <= self.max_length else ids
-                    else:
-                        ids = self.prefix + before_text + text[a:b] + block + prompt + examples + self.suffix
-                    if len(ids) > self.max_length:  # the plan keeps every input in the window
-                        raise AssertionError(f"input of {len(ids)} tokens planned for {self.max_length}")
-                    passes.append(Pass(i, g, w, ids, end - start))
-        return passes, plans
+            usable_joint = joint[i] if joint is not None and request.prompt and not before_text else None
+            out.append(_Parts(text, labels, prompt, before_text, examples, usable_joint, plan))
+        return out
+
+    def _assemble(self, index: int, request: Request, part: _Parts) -> list[Pass]:
+        """The model inputs of one laid-out request: a pass per label group and text window."""
+        passes = []
+        prefix, suffix, text, plan = self.prefix, self.suffix, part.text, part.plan
+        for g, (start, end) in enumerate(plan.groups):
+            block = [t for ids in part.labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
+            for w, (a, b) in enumerate(plan.windows[g]):
+                whole = a == 0 and b == len(text)
+                if self.layout == "none":
+                    ids = prefix + part.prompt + part.before_text + text[a:b] + suffix
+                    if part.joint is not None and whole:
+                        joined = prefix + part.joint + suffix  # "prompt text", as one string
+                        ids = joined if len(joined) <= self.max_length else ids
+                elif self.prompt_first:
+                    ids = prefix + block + part.prompt + part.before_text + text[a:b] + part.examples + suffix
+                    if part.joint is not None and whole:
+                        # Prompt and text tokenised together, as the official format does, where
+                        # that fits: joint tokens can outnumber the separate ones the plan budgeted.
+                        joined = prefix + block + part.joint + part.examples + suffix
+                        ids = joined if len(joined) <= self.max_length else ids
+                else:
+                    ids = prefix + part.before_text + text[a:b] + block + part.prompt + part.examples + suffix
+                if len(ids) > self.max_length:  # the plan keeps every input in the window
+                    raise AssertionError(f"input of {len(ids)} tokens planned for {self.max_length}")
+                passes.append(Pass(index, g, w, ids, end - start))
+        return passes
 
     def _plan(
         self,
@@ -275,6 +342,12 @@ class InputBuilder:
                 windows.append([(0, budget)])
                 cut = max(cut, len(text) - budget)
             else:
+                if overlap is not None and overlap > budget // 2:
+                    raise InputError(
+                        "overlap",
+                        f"{overlap} tokens, but the windows of texts[{index}] hold {budget} tokens beside "
+                        f"its labels, and at most half a window ({budget // 2}) may overlap",
+                    )
                 windows.append(_windows(len(text), budget, overlap))
         return RequestPlan(len(text), groups, windows, cut)
 
@@ -317,8 +390,9 @@ def _group_labels(sizes: Sequence[int], capacity: int) -> list[tuple[int, int]]:
 
 
 def _windows(length: int, size: int, overlap: int | None) -> list[tuple[int, int]]:
-    """Overlapping [start, end) windows of `size` tokens covering `length` tokens."""
-    overlap = size // 4 if overlap is None else min(overlap, size - 1)
+    """Overlapping [start, end) windows of `size` tokens covering `length` tokens; `overlap` is at
+    most half a window (the caller checks), so there are at most about 2 x length / size windows."""
+    overlap = size // 4 if overlap is None else overlap
     stride = max(size - overlap, 1)
     out = []
     start = 0

@@ -10,9 +10,9 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from everylabel.cli import main
 from everylabel.evaluation.datasets import load_local
-from everylabel.evaluation.metrics import expected_calibration_error, f1_scores
 from everylabel.evaluation.runner import evaluate
 from everylabel.evaluation.scorers import build_scorer, parse_model
+from everylabel.metrics import expected_calibration_error, f1_scores
 from tests import oracle
 from tests.backbones import minilm_dir
 

@@ -1,7 +1,7 @@
 """`everylabel batch`: label big files exactly once, into Parquet parts, in-process or on Ray.
 
 sources (find and read the input rows) -> parts (the plan, the manifest, atomic part files,
-resume) -> runner (the local and Ray engines, both through `integrations.ray.ClassifyBatch`);
+resume) -> runner (the local and Ray engines, both through `classify.ClassifyBatch`);
 `command` is the command line's side. Names load on first use: importing this package imports
 neither pyarrow, ray nor torch.
 """

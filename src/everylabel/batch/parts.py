@@ -8,21 +8,31 @@ A part is done when its file exists, so a run killed at any point loses only the
 computing, and `--resume` computes exactly those. The manifest records the run's fingerprint (the
 inputs' names, sizes and modification times, and every setting that changes results); each part
 carries the fingerprint's digest in its Parquet metadata, and a resume with other inputs or
-settings is refused. Names starting with "_" or "." are skipped by pyarrow, pandas, Spark and Ray,
-so they read the folder as the dataset of its parts. A lock file keeps a second run out.
+settings is refused. The runtime that classifies (torch or onnxruntime, its dtype, CPU or GPU: a
+bf16 GPU actor gives other scores than an fp32 CPU) is recorded with the first part written and
+checked for every later one, so a resume on another runtime is refused before it writes. Names
+starting with "_" or "." are skipped by pyarrow, pandas, Spark and Ray, so they read the folder as
+the dataset of its parts.
+
+A lock file keeps a second run out while the first is alive (an advisory lock, released by the
+system however the process ends) and names its owner (pid, host, start). A clean exit removes it;
+a file left by a killed run is reported as stale when the next run takes the lock over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 from typing import IO, Any
 
 from ..cli_io import CliError
-from ..integrations import require
-from ..integrations.ray import result_fields
+from ..extras import require
+from .classify import result_fields
 from .sources import Part
 
 MANIFEST = "_manifest.json"
@@ -89,14 +99,17 @@ class Output:
         self.names = [part_name(part.number, len(plan)) for part in plan]
         self.digest = digest(fingerprint)
         self.done: dict[int, Part] = {}
+        self.runtime: dict[str, str] | None = None  # what classified the parts written so far
+        self.stale_lock: dict[str, Any] | None = None  # the owner of a lock file a killed run left
         self._lock: IO[str] | None = None
 
-    def open(self, resume: bool) -> list[Part]:
+    def open(self, resume: bool, runtime: dict[str, str] | None = None) -> list[Part]:
         """Lock the folder and check what it holds; the parts still to compute.
 
         Without `resume`, a folder with parts or a manifest is an error. With it, the fingerprint
         must match, leftover temporary files go, and every part file must be one of the plan's,
-        with the plan's row count and this run's digest.
+        with the plan's row count and this run's digest. `runtime`, when known before any part is
+        classified (this process's classifier), must be the one the parts were written with.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         self._take_lock()
@@ -112,6 +125,9 @@ class Output:
                 raise CliError(
                     f"--resume: {self.folder} was written with other settings: {'; '.join(changed)}"
                 )
+            self.runtime = old.get("runtime")
+        if runtime is not None:
+            self.check_runtime(runtime)
         elif found:
             raise CliError(f"--resume: {self.folder} has part files but no {MANIFEST}: not a batch output")
         for temp in self.folder.glob(".*.tmp"):
@@ -127,14 +143,25 @@ class Output:
         self._write_manifest()
         return [part for part in self.plan if part.number not in self.done]
 
-    def write(self, part: Part, table: Any) -> None:
-        """Write one part atomically (temporary file, fsync, rename), then the manifest."""
+    def check_runtime(self, runtime: dict[str, str]) -> None:
+        """The runtime about to write a part must be the one that wrote the others; the first one
+        written is recorded."""
+        if self.runtime is not None and self.done and runtime != self.runtime:
+            changed = differences(self.runtime, runtime)
+            raise CliError(f"--resume: {self.folder} was classified on another runtime: {'; '.join(changed)}")
+        self.runtime = runtime
+
+    def write(self, part: Part, table: Any, runtime: dict[str, str] | None = None) -> None:
+        """Write one part atomically (temporary file, fsync, rename), then the manifest; `runtime`
+        is what classified it (checked against the parts before)."""
+        if runtime is not None:
+            self.check_runtime(runtime)
         pa = require("pyarrow", "batch", "everylabel batch")
         pq = require("pyarrow.parquet", "batch", "everylabel batch")
         expected = pa.array(range(part.first, part.first + part.rows), pa.int64())
         if table.num_rows != part.rows or not table.column("index").combine_chunks().equals(expected):
             raise RuntimeError(f"part {part.number}: rows are not {part.first}..{part.first + part.rows - 1}")
-        note = {"digest": self.digest, "first": part.first, "rows": part.rows}
+        note = {"digest": self.digest, "first": part.first, "rows": part.rows, "runtime": self.runtime}
         table = table.replace_schema_metadata({METADATA_KEY: json.dumps(note)})
         name = self.names[part.number]
         temp = self.folder / f".{name}.tmp"
@@ -152,21 +179,45 @@ class Output:
         return len(self.done) == len(self.plan)
 
     def close(self) -> None:
+        """Release the lock and remove its file (a run ends cleanly)."""
         if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.folder / LOCK)  # while still held: no other run can hold this file
             self._lock.close()  # releases the lock (as does the process's end, however it ends)
             self._lock = None
 
     def _take_lock(self) -> None:
+        """Hold the folder's lock file, or say who does. A file left behind by a run that was killed
+        (nobody holds it) is taken over and reported in `stale_lock`."""
         try:
             import fcntl
         except ImportError:  # no advisory locks on this platform: one run at a time is up to the user
             return
-        handle = open(self.folder / LOCK, "a")  # noqa: SIM115 (held until close)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        path = self.folder / LOCK
+        while True:
+            handle = open(path, "a+")  # noqa: SIM115 (held until close)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _owner(handle)
+                handle.close()
+                raise CliError(
+                    f"--output: another everylabel batch ({describe_owner(owner)}) is writing {self.folder}"
+                ) from None
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a file a finishing run removed between our open and our lock
+                break
             handle.close()
-            raise CliError(f"--output: another everylabel batch is writing {self.folder}") from None
+        previous = _owner(handle)
+        if previous:
+            self.stale_lock = previous
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+        handle.flush()
         self._lock = handle
 
     def _check_part(self, name: str, part: Part) -> None:
@@ -203,6 +254,7 @@ class Output:
             "parts": [{"name": self.names[p.number], "first": p.first, "rows": p.rows} for p in done],
             "rows_done": sum(part.rows for part in done),
             "complete": self.complete,
+            "runtime": self.runtime,
         }
         temp = self.folder / f".{MANIFEST}.tmp"
         with open(temp, "w", encoding="utf-8") as handle:
@@ -211,6 +263,24 @@ class Output:
             os.fsync(handle.fileno())
         os.replace(temp, self.folder / MANIFEST)
         _sync_folder(self.folder)
+
+
+def _owner(handle: IO[str]) -> dict[str, Any]:
+    """What a lock file says of the run that holds (or held) it; {} for an empty or unreadable one."""
+    try:
+        handle.seek(0)
+        owner = json.loads(handle.read() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def describe_owner(owner: dict[str, Any]) -> str:
+    """{"pid": 41, "host": "a", "started": ...} -> "pid 41 on a, started 2026-12-05 18:01:57"."""
+    if not owner:
+        return "its owner is not recorded"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+    return f"pid {owner.get('pid')} on {owner.get('host')}, started {started}"
 
 
 def _sync_folder(folder: Path) -> None:

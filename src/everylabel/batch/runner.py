@@ -24,14 +24,16 @@ from typing import Any, Literal
 
 from ..cli_io import CliError
 from ..errors import EverylabelError, InputError
-from ..integrations import require
-from ..integrations.ray import ClassifyBatch
+from ..extras import require
+from .classify import ClassifyBatch
 from .parts import Output, part_schema
 from .sources import Part, Segment, Source, discover, fingerprint_files, read_part, scan
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[Engine, ...] = ("local", "ray")
-Write = Callable[[Part, Any], None]
+Write = Callable[[Part, Any, dict[str, str]], None]
+# The column a Ray actor adds to its rows: the runtime that classified them (JSON).
+RUNTIME_COLUMN = "_everylabel_runtime"
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,15 @@ class BatchJob:
     def fingerprint(self, source: Source) -> dict[str, Any]:
         """The inputs and every setting that changes the output; a resume must match it.
 
-        The device, batch size, threads, engine and workers are left out: they decide how fast, not
-        what (a score may differ in its last bits, about 1e-7, see the module).
+        The model counts by content: its weights, its calibration file and every folder it reads
+        (`digests.model_digest`), with the package version. The runtime that classifies (backend,
+        dtype, CPU or GPU) is checked part by part (`Output.check_runtime`). The batch size,
+        threads, engine and workers are left out: they decide how fast, not what (a score may
+        differ in its last bits, about 1e-7, see the module).
         """
+        from .. import __version__
+        from ..digests import model_digest
+
         model = self.model
         if model != "default" and Path(model).exists():
             model = str(Path(model).resolve())
@@ -112,6 +120,8 @@ class BatchJob:
             "keep_text": self.keep_text,
             "part_rows": self.part_rows,
             "model": model,
+            "model_digest": model_digest(self.model)[:16],
+            "version": __version__,
             "backend": self.backend,
             "dtype": self.dtype,
             "max_length": self.max_length,
@@ -132,18 +142,26 @@ def run_batch(job: BatchJob) -> dict[str, Any]:
     output = Output(job.output, job.fingerprint(source), plan, rows)
     rate = _Rate()
     try:
-        pending = output.open(job.resume)
+        local = (
+            ClassifyBatch(**job.classifier_options(), threads=job.threads) if job.engine == "local" else None
+        )
+        pending = output.open(job.resume, local.runtime if local is not None else None)
+        if output.stale_lock:
+            print(f"everylabel: warning: {_stale_note(output)}", file=sys.stderr)
         bar = _progress(job.progress, len(plan), len(plan) - len(pending))
         schema = part_schema(job.id_column is not None, job.keep_text)
 
-        def write(part: Part, table: Any) -> None:
-            output.write(part, table.select(schema.names).cast(schema))
+        def write(part: Part, table: Any, runtime: dict[str, str]) -> None:
+            output.write(part, table.select(schema.names).cast(schema), runtime)
             rate.add(part.rows)
             if bar is not None:
                 bar.update(1)
 
-        if pending:
-            (_run_local if job.engine == "local" else _run_ray)(job, source, pending, write)
+        if pending and local is not None:
+            for part in pending:
+                write(part, classify_part(local, source, part), local.runtime)
+        elif pending:
+            _run_ray(job, source, pending, write)
         if not output.complete:
             raise RuntimeError(f"{len(plan) - len(output.done)} parts were not written")
         if bar is not None:
@@ -161,8 +179,19 @@ def run_batch(job: BatchJob) -> dict[str, Any]:
         "texts_per_second": round(rate.rows / seconds, 1) if seconds > 0 else None,
         "steady_texts_per_second": rate.steady(),
         "engine": job.engine,
+        "runtime": output.runtime,
         "output": str(job.output),
+        **({"stale_lock": _stale_note(output)} if output.stale_lock else {}),
     }
+
+
+def _stale_note(output: Output) -> str:
+    from .parts import describe_owner
+
+    return (
+        f"{output.folder} had a lock file left by a run that ended without releasing it "
+        f"({describe_owner(output.stale_lock or {})}); taken over"
+    )
 
 
 def classify_part(classify: ClassifyBatch, source: Source, part: Part) -> Any:
@@ -176,12 +205,6 @@ def classify_part(classify: ClassifyBatch, source: Source, part: Part) -> Any:
         raise
 
 
-def _run_local(job: BatchJob, source: Source, pending: list[Part], write: Write) -> None:
-    classify = ClassifyBatch(**job.classifier_options(), threads=job.threads)
-    for part in pending:
-        write(part, classify_part(classify, source, part))
-
-
 class ClassifyParts(ClassifyBatch):
     """A Ray Data actor of the batch engine: each batch is part descriptors, read and classified whole."""
 
@@ -190,10 +213,13 @@ class ClassifyParts(ClassifyBatch):
         self.source = source
 
     def __call__(self, batch: Any) -> Any:
+        """The parts' rows with their results, and a column saying which runtime classified them."""
         pa = require("pyarrow", "ray", "--engine ray")
-        return pa.concat_tables(
+        table = pa.concat_tables(
             [classify_part(self, self.source, _part_from_json(spec)) for spec in batch["part"]]
         )
+        runtime = json.dumps(self.runtime, sort_keys=True)
+        return table.append_column(RUNTIME_COLUMN, pa.array([runtime] * table.num_rows, pa.string()))
 
 
 def _run_ray(job: BatchJob, source: Source, pending: list[Part], write: Write) -> None:
@@ -230,7 +256,9 @@ def _run_ray(job: BatchJob, source: Source, pending: list[Part], write: Write) -
             for number, piece in _by_part(batch, job.part_rows, pa):
                 pieces.setdefault(number, []).append(piece)
                 if sum(p.num_rows for p in pieces[number]) == waiting[number].rows:
-                    write(waiting.pop(number), pa.concat_tables(pieces.pop(number)).sort_by("index"))
+                    table = pa.concat_tables(pieces.pop(number)).sort_by("index")
+                    runtime = json.loads(table.column(RUNTIME_COLUMN)[0].as_py())
+                    write(waiting.pop(number), table.drop_columns([RUNTIME_COLUMN]), runtime)
     except Exception as error:
         found = _user_error(error)
         if found is None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from ..cli_io import CliError
-from ..integrations import require
+from ..extras import require
 
 Kind = Literal["jsonl", "csv", "parquet"]
 KINDS: dict[str, Kind] = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}

@@ -6,8 +6,11 @@ the embedding blend included), holds out `holdout` of the texts, fits on the res
 likelihood (sigmoid per pair in multi-label mode, softmax over each text's labels in
 single-label mode), and returns a `Calibration` whose `report` has NLL, Brier score and ECE
 (15 bins) on the held-out texts before and after, and the macro-F1 of threshold tuning.
-Per-label pairs are pulled towards the global pair (a Gaussian prior worth `PRIOR_WEIGHT`
-observations), so a rare label stays near the global fit.
+The global pair is pulled towards the identity (scale 1, bias 0; a Gaussian prior on log scale and
+bias worth `IDENTITY_PRIOR_WEIGHT` observations), so a few dozen texts, separable or not, cannot
+push the scale far: on little data the fit stays near the model's own scores, on much data the
+likelihood decides. Per-label pairs are pulled towards the global pair the same way
+(`PRIOR_WEIGHT`), so a rare label stays near the global fit.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import torch
 
 from ..inference.calibration import Calibration, Method
 from ..inference.engine import ClassifierEngine, TruncationWarning
-from .metrics import expected_calibration_error, f1_scores
+from ..metrics import expected_calibration_error, f1_scores
 
 PRIOR_WEIGHT = 5.0  # pseudo-observations pulling a label's (log scale, bias) to the global pair
+IDENTITY_PRIOR_WEIGHT = 20.0  # pseudo-observations pulling the global (log scale, bias) to (0, 0)
 THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 MIN_POSITIVES = 3  # a label gets its own threshold with at least this many gold texts in the fit split
 
@@ -141,6 +145,7 @@ def fit_scaling(
             pairs = torch.nn.functional.binary_cross_entropy_with_logits(calibrated, y, reduction="none")
             nll = (pairs * mask).sum() / observations
         prior = PRIOR_WEIGHT * (own_scale.pow(2).sum() + own_bias.pow(2).sum()) / observations
+        prior = prior + IDENTITY_PRIOR_WEIGHT * (log_scale.pow(2).sum() + bias.pow(2).sum()) / observations
         loss = nll + prior
         loss.backward()
         return loss
@@ -246,3 +251,13 @@ def fit_calibration(
             limits = {n: tuned.get(n, default or 0.5) for labels in test.labels for n in labels}
             report["macro_f1_multi_label"]["tuned_thresholds"] = macro_f1(after, limits)
     return Calibration(method, mode, scale, bias, own, tuned, default, report)
+
+
+def worse_than_uncalibrated(calibration: Calibration) -> str | None:
+    """Why the held-out report says the calibration hurts (a higher NLL than the model's own
+    scores), or None: it helps, or there was no held-out share to tell."""
+    before, after = calibration.report.get("before"), calibration.report.get("after")
+    if not before or not after or after["nll"] <= before["nll"]:
+        return None
+    nll = f"held-out NLL rose from {before['nll']:.4g} to {after['nll']:.4g}"
+    return f"{nll} (ECE {before['ece']:.3g} -> {after['ece']:.3g})"

@@ -39,6 +39,11 @@ def add_calibrate_parser(commands: Any) -> None:
         action="store_true",
         help="fit the softmax over each text's labels (default: sigmoids)",
     )
+    calibrate.add_argument(
+        "--force",
+        action="store_true",
+        help="write the calibration even when the held-out texts score worse with it than without",
+    )
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--device", default="auto")
     calibrate.add_argument("--dtype", default="auto")
@@ -99,7 +104,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from transformers.utils import logging
 
     from ..inference.classifier import Classifier
-    from .calibrate import collect_logits, fit_calibration
+    from .calibrate import collect_logits, fit_calibration, worse_than_uncalibrated
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
@@ -117,9 +122,18 @@ def calibrate_command(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         seed=args.seed,
     )
+    worse = worse_than_uncalibrated(calibration)
+    if worse and not args.force:
+        print(json.dumps({"written": False, **calibration.report}))
+        raise InputError(
+            "calibrate",
+            f"not written: the calibration makes the model's scores worse on the held-out texts ({worse}); "
+            "give more labelled texts, or --force to write it anyway",
+        )
     folder = copy_model(args.model, args.out)
     path = calibration.save(folder)
     summary = {
+        "written": True,
         "out": os.fspath(folder),
         "file": path.name,
         "scale": calibration.scale,

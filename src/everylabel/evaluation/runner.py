@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Any
 
+from ..metrics import expected_calibration_error, f1_scores, per_label_report
 from .datasets import LabelledSet
-from .metrics import expected_calibration_error, f1_scores, per_label_report
 from .scorers import Scorer
 
 

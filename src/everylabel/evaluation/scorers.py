@@ -11,9 +11,10 @@ A model is named `KIND:PATH` (`nli:path`, `embedding:path`, `gliclass:path`); a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..errors import MissingDependencyError
+from ..inference.label_order import LabelOrder
 
 KINDS = ("everylabel", "gliclass", "nli", "embedding")
 
@@ -82,7 +83,7 @@ class EverylabelScorer:
     def score(self, texts: Sequence[str], labels: Sequence[str], multi_label: bool) -> list[dict[str, float]]:
         clf = self.classifier
         prepared = clf.prepare(
-            list(texts), list(labels), multi_label=multi_label, label_order=self.label_order
+            list(texts), list(labels), multi_label=multi_label, label_order=cast(LabelOrder, self.label_order)
         )
         results = clf.decode(prepared, clf.score(prepared), warn=False)  # cut texts are counted instead
         self.cut_texts += sum(r.truncated for r in results)

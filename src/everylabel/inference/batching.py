@@ -1,12 +1,12 @@
-"""Length-sorted batches packed by a token budget, and their collation into padded arrays (no torch
-import unless `collate` asks for tensors)."""
+"""Length-sorted batches packed by a token budget, and their collation into padded tensors (no torch
+import unless `collate` asks for them)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
+from ..padding import pad_rows
 
 if TYPE_CHECKING:
     import torch
@@ -34,19 +34,6 @@ def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: 
     if current:
         batches.append(current)
     return batches
-
-
-def pad_rows(
-    rows: Sequence[Sequence[int]], pad_id: int, width: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded int64 input ids and attention mask, both (batch, `width` or the longest row)."""
-    width = width or max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 def collate(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,10 +2,12 @@
 
 `everylabel calibrate` (see `evaluation/calibrate.py`) writes `everylabel_calibration.json` into a
 model folder; `Classifier.from_pretrained`, `OnnxClassifier` and the server read it and apply it
-without being told. Each label's logit z becomes `scale * z + bias` (temperature scaling: bias 0,
-scale 1/T; Platt scaling: both), with the label's own pair where it was fitted per label and the
-global pair otherwise, before the sigmoid (multi-label) or the softmax (single-label). Tuned
-per-label thresholds, when fitted, are the default thresholds of multi-label calls.
+without being told, to calls of the decision mode it was fitted for (`mode`): a multi-label fit to
+sigmoid calls, a single-label fit to softmax calls; calls of the other mode get the model's own
+scores. Each label's logit z becomes `scale * z + bias` (temperature scaling: bias 0, scale 1/T;
+Platt scaling: both), with the label's own pair where it was fitted per label and the global pair
+otherwise. Tuned per-label thresholds, when fitted (multi-label only), are the default thresholds
+of multi-label calls.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class Calibration:
             if limit is not None and not 0.0 <= limit <= 1.0:
                 raise ConfigError(f"calibration.{name}: expected a number in [0, 1], got {limit!r}")
 
+    def applies_to(self, multi_label: bool) -> bool:
+        """Whether this calibration holds for calls of that decision mode (it is fitted for one)."""
+        return self.mode == ("multi-label" if multi_label else "single-label")
+
     def apply(self, labels: Sequence[str], logits: np.ndarray) -> np.ndarray:
         """Calibrated logits of one pass: `labels[i]`'s logit -> scale * logit + bias. (labels,) float32."""
         scales = np.array([self.per_label.get(name, (self.scale, self.bias))[0] for name in labels])
@@ -64,8 +70,9 @@ class Calibration:
         return (scales * logits + biases).astype(np.float32)
 
     def decision_thresholds(self, label_sets: Sequence[Sequence[str]]) -> float | dict[str, float]:
-        """The thresholds a multi-label call uses when the caller gives none: tuned ones, else 0.5."""
-        if not self.thresholds and self.default_threshold is None:
+        """The thresholds a multi-label call uses when the caller gives none: tuned ones, else 0.5.
+        Thresholds are tuned on multi-label scores, so a single-label calibration has none to give."""
+        if self.mode != "multi-label" or (not self.thresholds and self.default_threshold is None):
             return 0.5
         fallback = 0.5 if self.default_threshold is None else self.default_threshold
         names = dict.fromkeys(name for labels in label_sets for name in labels)

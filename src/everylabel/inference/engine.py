@@ -1,31 +1,40 @@
-"""The backend-independent half of a classifier: texts and labels in, decisions out.
+"""The one engine behind every entry point: texts and labels in, decisions out (torch-free).
 
-prepare (validate, lay out token ids) -> batches (length-sorted, token-budget packed) -> score
-(the backend runs the model on each padded batch) -> decode (scores, windows and label groups
-merged, thresholds). `Classifier` (torch) and `OnnxClassifier` (onnxruntime) share all of it and
-differ only in how a batch of token ids becomes logits. Nothing here imports torch.
+prepare (validate, lay out token ids, a bi-encoder's label vectors) -> batches (length-sorted,
+token-budget packed) -> run_batch (the backend runs the model on one padded batch, whose passes may
+come from several calls) -> finish (the logit steps and decoding of `postprocess.py`). `classify`,
+`classify_iter`, the HTTP server's scheduler, batch mode and Ray all run these stages; the server
+only decides which passes run together and when. The runtime is a `Backend` (`backend.py`): torch
+or onnxruntime, swapped underneath.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..prompt import InputBuilder, Pass, Request, RequestPlan, Truncation
+from ..errors import ConfigError
+from ..label_tokens import slot_index
+from ..padding import pad_rows
+from ..prompt import DescriptionMode, InputBuilder, Pass, Request, Truncation, WorkBudget
 from . import inputs, streaming
-from .batching import pad_rows, plan_batches
+from .backend import Backend
+from .batching import plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
 from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
-from .results import ClassificationResult, Evidence, Shortlist
+from .labels import Label, hierarchy_groups
+from .postprocess import BlendStep, CalibrationStep, Call, LogitStep, decode
+from .prepared import Aggregation, Prepared
+from .results import ClassificationResult, Shortlist
 from .shortlists import Retriever, shortlist_labels
 
-Aggregation = Literal["max", "mean"]
+Engine = TypeVar("Engine", bound="ClassifierEngine")
 
 # Texts read ahead of the results by `classify_iter`: enough to sort by length and fill batches.
 STREAM_WINDOW = 1024
@@ -38,67 +47,96 @@ class TruncationWarning(UserWarning):
     """Some texts were cut to fit the model (truncation="warn"); each result says by how much."""
 
 
-@dataclass
-class Prepared:
-    """Everything `prepare` worked out; `passes[i]` is scored by the model, the rest decodes."""
-
-    requests: list[Request]
-    plans: list[RequestPlan]
-    passes: list[Pass]
-    request_of_text: list[int | None]  # per input text: its request, None for an empty text
-    thresholds: list[dict[str, float]]
-    hierarchies: list[Any]
-    multi_label: bool
-    aggregation: Aggregation
-    truncation: Truncation
-    shortlists: list[Shortlist | None] | None = None  # per input text, with shortlist=k
-    # label_order other than "given": per input text, how many consecutive requests score its labels
-    # in different orders, and the caller's label names (results keep the caller's order).
-    orders: list[int] | None = None
-    label_names: list[list[str]] | None = None
-
-
 class ClassifierEngine:
-    """Validation, layout, batching, the embedding blend and decoding, for any backend.
+    """Validation, layout, batching, post-processing and decoding over a `Backend`.
 
-    A backend sets the attributes below and implements `retriever`, `label_table` and `run_rows`.
+    Safe to call from several threads at once: the stages keep no per-call state on the object;
+    tokenisation, the label caches and the retrievers are locked.
     """
 
-    builder: InputBuilder
-    max_length: int
-    batch_size: int
-    max_batch_tokens: int
-    pad_id: int
-    blend: EmbeddingBlend | None = None
-    calibration: Calibration | None = None  # applied to every logit (see `inference/calibration.py`)
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int | None = None,
+        min_text_tokens: int = 64,
+        descriptions: DescriptionMode = "ignore",
+        embedding_blend: bool = True,
+        calibration: Calibration | None = None,
+    ) -> None:
+        inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise inputs.InputError("batch_size", f"must be >= 1, got {batch_size}")
+        limit = backend.window
+        if max_length is not None and not 8 <= max_length <= limit:
+            raise inputs.InputError("max_length", f"must be in [8, {limit}] for this model, got {max_length}")
+        self.backend = backend
+        self.max_length = max_length or limit
+        self.batch_size = batch_size
+        self.max_batch_tokens = max(max_batch_tokens or backend.default_batch_tokens, self.max_length)
+        # Label descriptions reach the model only when asked ("label" slot or "text"): models trained
+        # without descriptions lost accuracy with them (a few-shot MiniLM model, docs/benchmarks.md).
+        self.builder = InputBuilder(
+            backend.tokenizer,
+            backend.layout,
+            self.max_length,
+            min_text_tokens=min_text_tokens,
+            description_mode=descriptions,
+        )
+        self.blend: EmbeddingBlend | None = None
+        spec = getattr(backend.layout, "embedding_blend", None)
+        if embedding_blend and spec is not None:
+            retriever = backend.embedding_retriever(spec["model"], spec["template"])
+            if retriever is None:
+                raise ConfigError(f"embedding_blend.model: {spec['model']!r} cannot run on this backend")
+            self.blend = EmbeddingBlend.from_config(spec, retriever)
+        self.calibration = calibration
+        self._retrievers: dict[str, Retriever] = {}  # by name, built by `retriever`
+        self._retriever_lock = threading.Lock()
 
-    # -- what a backend provides -------------------------------------------------------------------
+    @classmethod
+    def from_backend(cls: type[Engine], backend: Backend, **options: Any) -> Engine:
+        """An instance of this class (a `Classifier`, say) over a runtime already built; `options`
+        are the engine's (max_length, batch_size, ..., calibration)."""
+        engine = cls.__new__(cls)
+        ClassifierEngine.__init__(engine, backend, **options)
+        return engine
+
+    # -- what the backend decides ------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        return self.backend.pad_id
+
+    @property
+    def mask_padding(self) -> bool:
+        return self.backend.mask_padding
+
+    @property
+    def architecture_type(self) -> str:
+        return self.backend.architecture_type
+
+    @property
+    def steps(self) -> list[LogitStep]:
+        """The logit steps of `postprocess.py`, in the order they run."""
+        out: list[LogitStep] = []
+        if self.blend is not None:
+            out.append(BlendStep(self.blend, self.builder.label_piece))
+        if self.calibration is not None:
+            out.append(CalibrationStep(self.calibration))
+        return out
 
     def retriever(self, spec: Any = None) -> Retriever:
-        """The retriever `shortlist` uses (see the backend's own documentation)."""
+        """What ranks labels for `shortlist`: `Classifier.retriever` resolves it."""
         raise NotImplementedError
 
-    def label_table(self, prepared: Prepared) -> dict[str, Any] | None:
-        """A bi-encoder's vectors of the call's distinct labels (label piece -> vector); None for a
-        model that reads its labels in the text."""
-        return None
-
-    def values_per_slot(self) -> int | None:
-        """How many values a label slot holds in a batch (bounds a bi-encoder's batch); None: no bound."""
-        return None
-
-    def run_rows(
-        self,
-        input_ids: np.ndarray,
-        attention_mask: np.ndarray,
-        num_slots: int,
-        table: dict[str, Any] | None,
-        slot_labels: list[list[str]] | None,
-    ) -> np.ndarray:
-        """Logits (batch, num_slots) float32 for one padded batch (ids and mask int64, (batch, seq))."""
-        raise NotImplementedError
-
-    # -- stages ----------------------------------------------------------------------------------
+    # -- prepare ---------------------------------------------------------------------------------
 
     def prepare(
         self,
@@ -116,171 +154,79 @@ class ClassifierEngine:
         shortlist: int | None = None,
         retriever: Any = None,
         label_order: LabelOrder = "given",
+        budget: WorkBudget | None = None,
     ) -> Prepared:
         """Validate every argument and lay out all model inputs; raises `InputError` before any work.
 
         A threshold mapping that names a label no text has is an error (a typo, most likely);
         `check_threshold_names=False` allows it, for texts that come in parts. With `shortlist`,
         the retriever ranks each text's labels first and only the top `shortlist` are laid out.
+        `budget` bounds the labels, passes and tokens of the call (`TooMuchWork` beyond them).
         """
-        inputs.check_choice("truncation", truncation, inputs.VALID_TRUNCATION)
-        inputs.check_choice("aggregation", aggregation, inputs.VALID_AGGREGATION)
-        inputs.check_choice("label_order", label_order, VALID_LABEL_ORDERS)
-        if not isinstance(multi_label, bool):
-            raise inputs.InputError("multi_label", f"expected True or False, got {multi_label!r}")
-        if overlap is not None and (not isinstance(overlap, int) or overlap < 0):
-            raise inputs.InputError("overlap", f"expected a number of tokens >= 0, got {overlap!r}")
+        _check_options(multi_label, truncation, aggregation, overlap, label_order, shortlist, retriever)
         text_list = inputs.normalize_texts(texts)
         count = len(text_list)
         label_info = inputs.normalize_labels(labels, count)
         label_sets = [labels_ for labels_, _ in label_info]
+        hierarchies = [h for _, h in label_info]
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
-        if threshold is None:  # the model's tuned thresholds, if it was calibrated with them
-            names = [[label.name for label in labels] for labels in label_sets]
-            threshold = self.calibration.decision_thresholds(names) if self.calibration else 0.5
-        thresholds = inputs.normalize_thresholds(threshold, label_sets, check_threshold_names)
-        shortlists = None
-        if retriever is not None and shortlist is None:
-            raise inputs.InputError("retriever", "ranks labels for shortlist=k; give shortlist too")
+        thresholds = self._thresholds(threshold, label_sets, check_threshold_names)
+        if budget is not None:
+            orders = 4 if label_order == "robust" else 1
+            for index, labels_ in enumerate(label_sets):
+                budget.check_labels(f"labels[{index}]", len(labels_) * (1 if shortlist else orders))
+        shortlists: list[Shortlist | None] | None = None
         if shortlist is not None:
-            if any(h is not None for _, h in label_info):
+            if any(h is not None for h in hierarchies):
                 raise inputs.InputError("shortlist", "works on a flat label list, not a hierarchy")
-            if not isinstance(shortlist, int) or isinstance(shortlist, bool) or shortlist < 1:
-                raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {shortlist!r}")
-            ranker = self.retriever(retriever)
-            label_sets, shortlists = shortlist_labels(ranker, text_list, label_sets, shortlist)
-        variants = [label_orders(labels, label_order) for labels in label_sets]  # text -> orders
-        request_of_text: list[int | None] = []
-        text_of_request: list[int] = []
-        requests: list[Request] = []
-        for index, text in enumerate(text_list):
-            if not text.strip():
-                request_of_text.append(None)
-                continue
-            request_of_text.append(len(requests))
-            count = len(variants[index])
-            requests += inputs.build_requests(
-                [text] * count, variants[index], [prompts[index]] * count, [shots[index]] * count
+            label_sets, shortlists = shortlist_labels(
+                self.retriever(retriever), text_list, label_sets, shortlist
             )
-            text_of_request += [index] * count
+        variants = [label_orders(labels_, label_order) for labels_ in label_sets]  # text -> orders
+        requests, request_of_text, text_of_request = _requests(text_list, variants, prompts, shots)
         try:
-            passes, plans = self.builder.build(requests, truncation, overlap)
+            passes, plans = self.builder.build(requests, truncation, overlap, budget)
         except inputs.InputError as error:  # name the caller's index, not the request's
             raise _renumber(error, text_of_request) from None
         reordered = label_order != "given"
-        return Prepared(
-            requests,
-            plans,
-            passes,
-            request_of_text,
-            thresholds,
-            [h for _, h in label_info],
-            multi_label,
-            aggregation,
-            truncation,
-            shortlists,
-            [len(v) for v in variants] if reordered else None,
-            [[label.name for label in labels] for labels in label_sets] if reordered else None,
+        prepared = Prepared(
+            requests=requests,
+            plans=plans,
+            passes=passes,
+            request_of_text=request_of_text,
+            thresholds=thresholds,
+            hierarchies=hierarchies,
+            multi_label=multi_label,
+            aggregation=aggregation,
+            truncation=truncation,
+            shortlists=shortlists,
+            orders=[len(v) for v in variants] if reordered else None,
+            label_names=[[label.name for label in labels_] for labels_ in label_sets] if reordered else None,
+            choice_groups=None if multi_label else [hierarchy_groups(h) for h in hierarchies],
         )
+        prepared.label_table = self._label_table(prepared)
+        return prepared
 
-    def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
-        """Pass indices grouped into length-sorted batches within the size and token budgets."""
-        lengths = [len(p.input_ids) for p in prepared.passes]
-        return plan_batches(lengths, self.batch_limit(prepared.passes, batch_size), self.max_batch_tokens)
+    def _thresholds(
+        self, threshold: Any, label_sets: list[list[Label]], check_names: bool
+    ) -> list[dict[str, float]]:
+        if threshold is None:  # the model's tuned thresholds, if it was calibrated with them
+            names = [[label.name for label in labels] for labels in label_sets]
+            threshold = self.calibration.decision_thresholds(names) if self.calibration else 0.5
+        return inputs.normalize_thresholds(threshold, label_sets, check_names)
 
-    def batch_limit(self, passes: Sequence[Pass], batch_size: int | None = None) -> int:
-        """The most passes one batch of these may hold: `batch_size` (default the classifier's), less
-        for a bi-encoder whose label slots hold vectors (see `MAX_BATCH_LABEL_VALUES`)."""
-        size = batch_size or self.batch_size
-        per_slot = self.values_per_slot()
-        if per_slot is not None and passes:
-            most = max(p.num_labels for p in passes)
-            size = max(1, min(size, MAX_BATCH_LABEL_VALUES // (most * per_slot)))
-        return size
-
-    def score(
-        self,
-        prepared: Prepared,
-        batch_size: int | None = None,
-        progress: bool | None = None,
-        calibrated: bool = True,
-    ) -> list[np.ndarray]:
-        """Run every pass; returns each pass's logits for its own labels (blended, if the model is;
-        calibrated, if it has a calibration and `calibrated`)."""
-        logits: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(prepared.passes)
-        batches = self.batches(prepared, batch_size)
-        bar = _progress(len(prepared.passes), progress)
-        table = self.label_table(prepared)
-        for batch in batches:
-            rows = [prepared.passes[i] for i in batch]
-            ids, mask = pad_rows([p.input_ids for p in rows], self.pad_id)
-            slot_labels = [self.slot_labels(prepared, p) for p in rows] if table is not None else None
-            out = self.run_rows(ids, mask, max(p.num_labels for p in rows), table, slot_labels)
-            for row, index, item in zip(out, batch, rows, strict=True):
-                logits[index] = row[: item.num_labels]
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
-        self.finish_logits([(prepared, logits)], calibrated)
-        return logits
-
-    def finish_logits(
-        self, calls: Sequence[tuple[Prepared, list[np.ndarray]]], calibrated: bool = True
-    ) -> None:
-        """What follows the model, in place: the embedding blend, then the calibration."""
-        if self.blend is not None:
-            self.add_blend(calls)
-        if calibrated and self.calibration is not None:
-            for prepared, logits in calls:
-                self.apply_calibration(prepared, logits)
-
-    def apply_calibration(self, prepared: Prepared, logits: list[np.ndarray]) -> None:
-        """Each pass's logits -> scale * logit + bias of its labels, in place."""
-        assert self.calibration is not None
-        for index, item in enumerate(prepared.passes):
-            start, end = prepared.plans[item.request].groups[item.group]
-            names = prepared.requests[item.request].labels[start:end]
-            logits[index] = self.calibration.apply(names, logits[index])
-
-    def add_blend(self, calls: Sequence[tuple[Prepared, list[np.ndarray]]]) -> None:
-        """Add the embedding term to each pass's logits, in place, for one or more calls at once."""
-        for (prepared, logits), terms in zip(calls, self.blend_terms([p for p, _ in calls]), strict=True):
-            self.apply_blend(prepared, logits, terms)
-
-    def blend_terms(self, calls: Sequence[Prepared]) -> list[list[np.ndarray]]:
-        """Per call, per request, the embedding term of each of its labels (the request's order), with
-        one embedding pass for all of them (the server computes many calls' terms together). A text
-        is embedded once however many requests read it: a label's term does not depend on the order."""
-        assert self.blend is not None
-        keys: dict[tuple[str, tuple[str, ...]], int] = {}  # (text, sorted label pieces) -> unique index
-        wanted: list[list[tuple[int, list[str]]]] = []  # per call, per request: (unique index, pieces)
-        for prepared in calls:
-            wanted.append([])
-            for r in prepared.requests:
-                pieces = [
-                    self.builder.label_piece(n, d) for n, d in zip(r.labels, r.descriptions, strict=True)
-                ]
-                key = keys.setdefault((r.text, tuple(sorted(pieces))), len(keys))
-                wanted[-1].append((key, pieces))
-        unique = list(keys)
-        terms = self.blend.terms([text for text, _ in unique], [list(labels) for _, labels in unique])
-        tables = [
-            dict(zip(labels, values.tolist(), strict=True))
-            for (_, labels), values in zip(unique, terms, strict=True)
-        ]
-        return [
-            [np.array([tables[key][p] for p in pieces], dtype=np.float32) for key, pieces in per_request]
-            for per_request in wanted
-        ]
-
-    def apply_blend(self, prepared: Prepared, logits: list[np.ndarray], terms: list[np.ndarray]) -> None:
-        """`scale * (logits + terms)` for each pass, in place (`terms`: per request, from `blend_terms`)."""
-        assert self.blend is not None
-        for index, item in enumerate(prepared.passes):
-            start, end = prepared.plans[item.request].groups[item.group]
-            logits[index] = self.blend.combine(logits[index], terms[item.request][start:end])
+    def _label_table(self, prepared: Prepared) -> dict[str, Any] | None:
+        """A bi-encoder's vectors of the call's distinct labels; None for a model that reads its labels
+        in the text."""
+        if not self.backend.is_bi_encoder or not prepared.requests:
+            return None
+        per_pass = [self.slot_labels(prepared, item) for item in prepared.passes]
+        first = prepared.requests[0]
+        shared = all(
+            r.labels == first.labels and r.descriptions == first.descriptions for r in prepared.requests
+        )
+        return self.backend.label_table(per_pass, shared, self.max_length)
 
     def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
@@ -289,6 +235,71 @@ class ClassifierEngine:
         pieces = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
         return [self.builder.label_piece(name, description) for name, description in pieces]
 
+    # -- run ----------------------------------------------------------------------------------------
+
+    def batch_limit(self, passes: Sequence[Pass], batch_size: int | None = None) -> int:
+        """The most passes one batch of these may hold: `batch_size` (default the classifier's), less
+        for a bi-encoder whose label slots hold vectors (see `MAX_BATCH_LABEL_VALUES`)."""
+        size = batch_size or self.batch_size
+        per_slot = self.backend.values_per_slot()
+        if per_slot is not None and passes:
+            most = max(p.num_labels for p in passes)
+            size = max(1, min(size, MAX_BATCH_LABEL_VALUES // (most * per_slot)))
+        return size
+
+    def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
+        """Pass indices grouped into length-sorted batches within the size and token budgets."""
+        lengths = [len(p.input_ids) for p in prepared.passes]
+        return plan_batches(lengths, self.batch_limit(prepared.passes, batch_size), self.max_batch_tokens)
+
+    def run_batch(self, rows: Sequence[tuple[Prepared, int]]) -> list[np.ndarray]:
+        """One model call over these passes (a call and a pass index each; calls may differ): each
+        pass's logits for its own labels, float32, before any logit step."""
+        passes = [prepared.passes[index] for prepared, index in rows]
+        ids, mask = pad_rows([p.input_ids for p in passes], self.pad_id)  # (batch, seq) each
+        vectors: list[Any] | None = None
+        index = None
+        if any(prepared.label_table is not None for prepared, _ in rows):
+            calls = list(dict.fromkeys(prepared for prepared, _ in rows))
+            position = {prepared: k for k, prepared in enumerate(calls)}
+            keys = [
+                [(position[prepared], piece) for piece in self.slot_labels(prepared, prepared.passes[i])]
+                for prepared, i in rows
+            ]  # a label's vector can differ between calls (official padding): keyed by call too
+            distinct, index = slot_index(keys)
+            vectors = [calls[call].label_table[piece] for call, piece in distinct]  # type: ignore[index]
+        out = self.backend.run(ids, mask, max(p.num_labels for p in passes), vectors, index)  # (batch, slots)
+        return [row[: item.num_labels] for row, item in zip(out, passes, strict=True)]
+
+    def transform(self, calls: Sequence[Call], calibrated: bool = True) -> None:
+        """The logit steps (blend, calibration), in place, for one or more calls at once."""
+        for step in self.steps:
+            if calibrated or not isinstance(step, CalibrationStep):
+                step(calls)
+
+    def score(
+        self,
+        prepared: Prepared,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        calibrated: bool = True,
+    ) -> list[np.ndarray]:
+        """Run every pass; returns each pass's logits for its own labels after the logit steps (the
+        calibration only if `calibrated`)."""
+        logits: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(prepared.passes)
+        bar = _progress(len(prepared.passes), progress)
+        for batch in self.batches(prepared, batch_size):
+            for index, row in zip(batch, self.run_batch([(prepared, i) for i in batch]), strict=True):
+                logits[index] = row
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        self.transform([(prepared, logits)], calibrated)
+        return logits
+
+    # -- decode ----------------------------------------------------------------------------------
+
     def decode(
         self, prepared: Prepared, logits: Sequence[np.ndarray], warn: bool = True
     ) -> list[ClassificationResult]:
@@ -296,65 +307,17 @@ class ClassifierEngine:
 
         With `warn`, a `TruncationWarning` says how many texts were cut (each result says by how much).
         """
-        by_request: list[list[list[np.ndarray]]] = [
-            [[] for _ in plan.groups] for plan in prepared.plans
-        ]  # request -> group -> windows
-        for item, row in zip(prepared.passes, logits, strict=True):
-            by_request[item.request][item.group].append(row)
-
-        results = []
-        cut_count = 0
-        for index, request_index in enumerate(prepared.request_of_text):
-            if request_index is None:
-                results.append(
-                    ClassificationResult(index, [], {}, empty=True, hierarchy=prepared.hierarchies[index])
-                )
-                continue
-            request = prepared.requests[request_index]
-            plan = prepared.plans[request_index]
-            scores, evidence = _merge(
-                by_request[request_index], plan, prepared.multi_label, prepared.aggregation
-            )
-            names = request.labels
-            if prepared.label_names is not None and prepared.orders is not None:
-                count = prepared.orders[index]
-                merged = [
-                    _merge(by_request[r], prepared.plans[r], prepared.multi_label, prepared.aggregation)[0]
-                    for r in range(request_index + 1, request_index + count)
-                ]
-                names = prepared.label_names[index]
-                scores = _average_orders(
-                    names,
-                    [prepared.requests[request_index + v].labels for v in range(count)],
-                    [scores, *merged],
-                )
-            score_map = dict(zip(names, scores.tolist(), strict=True))
-            ranked = sorted(range(len(names)), key=lambda i: -scores[i])
-            if prepared.multi_label:
-                limits = prepared.thresholds[index]
-                predicted = [names[i] for i in ranked if scores[i] >= limits[names[i]]]
-            else:
-                predicted = [names[ranked[0]]]
-            chunked = prepared.truncation == "chunk" and any(len(w) > 1 for w in plan.windows)
-            results.append(
-                ClassificationResult(
-                    index=index,
-                    labels=predicted,
-                    scores=score_map,
-                    text_tokens=plan.text_tokens,
-                    truncated=plan.cut_tokens > 0,
-                    cut_tokens=plan.cut_tokens,
-                    windows=max(len(w) for w in plan.windows),
-                    label_groups=len(plan.groups),
-                    evidence=_evidence(request.labels, evidence, plan) if chunked else None,
-                    hierarchy=prepared.hierarchies[index],
-                    shortlist=prepared.shortlists[index] if prepared.shortlists else None,
-                )
-            )
-            cut_count += plan.cut_tokens > 0
-        if cut_count and warn:
-            self._warn_truncation(cut_count, len(results))
+        results = decode(prepared, logits)
+        cut = sum(result.truncated for result in results)
+        if cut and warn:
+            self._warn_truncation(cut, len(results))
         return results
+
+    def finish(self, calls: Sequence[Call]) -> list[list[ClassificationResult]]:
+        """The logit steps for all these calls at once (one embedding pass for the blend), then each
+        call decoded: the server's last stage for the calls that complete together."""
+        self.transform(calls)
+        return [decode(prepared, logits) for prepared, logits in calls]
 
     def _warn_truncation(self, cut: int, total: int) -> None:
         warnings.warn(
@@ -363,6 +326,8 @@ class ClassifierEngine:
             TruncationWarning,
             stacklevel=4,
         )
+
+    # -- the user-facing calls ------------------------------------------------------------------------
 
     def classify(
         self,
@@ -388,13 +353,14 @@ class ClassifierEngine:
         flattened to `parent.child`); an item is a name, `Label(name, description)`,
         `(name, description)` or `{"name", "description"}`. multi_label: sigmoid scores, every
         label >= its threshold (a number, one per text, or a dict label -> number); otherwise
-        softmax over the labels and the top one. truncation: "warn" cuts the text (never the
-        labels) and reports it, "error" raises, "chunk" scores overlapping windows and aggregates
+        softmax over the labels and the top one (with a hierarchy: the top one of each top-level
+        group). truncation: "warn" cuts the text (never the labels) and reports it, "error" raises,
+        "chunk" scores overlapping windows (`overlap` tokens, at most half a window) and aggregates
         them ("max" or "mean"). An empty text is not scored: its result has no labels and
         `empty=True`.
 
         shortlist: for thousands of labels, first rank each text's labels with `retriever` (see
-        `Classifier.retriever`), then score only the top `shortlist` with this model; each result's
+        `retriever`), then score only the top `shortlist` with this model; each result's
         `shortlist` names them, with the retriever's scores. Single-label softmax is then over the
         shortlisted labels.
 
@@ -487,49 +453,57 @@ class ClassifierEngine:
             self._warn_truncation(cut, offset)
 
 
-def _merge(
-    groups: list[list[np.ndarray]], plan: RequestPlan, multi_label: bool, aggregation: Aggregation
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-label scores over windows and groups, and the window that gave each label its score."""
-    parts, best = [], []
-    for windows in groups:
-        stacked = np.stack(windows)  # (windows, labels in group)
-        values = 1.0 / (1.0 + np.exp(-stacked)) if multi_label else stacked
-        parts.append(values.max(axis=0) if aggregation == "max" else values.mean(axis=0))
-        best.append(values.argmax(axis=0))
-    merged, where = np.concatenate(parts), np.concatenate(best)
-    if not multi_label:  # softmax over every label, whichever pass scored it
-        shifted = np.exp(merged - merged.max())
-        merged = shifted / shifted.sum()
-    return merged.astype(np.float64), where
+def _check_options(
+    multi_label: Any,
+    truncation: Any,
+    aggregation: Any,
+    overlap: Any,
+    label_order: Any,
+    shortlist: Any,
+    retriever: Any,
+) -> None:
+    """The call's scalar options, each named when bad."""
+    inputs.check_choice("truncation", truncation, inputs.VALID_TRUNCATION)
+    inputs.check_choice("aggregation", aggregation, inputs.VALID_AGGREGATION)
+    inputs.check_choice("label_order", label_order, VALID_LABEL_ORDERS)
+    if not isinstance(multi_label, bool):
+        raise inputs.InputError("multi_label", f"expected True or False, got {multi_label!r}")
+    if overlap is not None and (not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0):
+        raise inputs.InputError("overlap", f"expected a number of tokens >= 0, got {overlap!r}")
+    if retriever is not None and shortlist is None:
+        raise inputs.InputError("retriever", "ranks labels for shortlist=k; give shortlist too")
+    if shortlist is not None and (
+        not isinstance(shortlist, int) or isinstance(shortlist, bool) or shortlist < 1
+    ):
+        raise inputs.InputError("shortlist", f"expected a number of labels >= 1, got {shortlist!r}")
 
 
-def _evidence(names: list[str], windows: np.ndarray, plan: RequestPlan) -> dict[str, Evidence]:
-    out = {}
-    label_group = [g for g, (a, b) in enumerate(plan.groups) for _ in range(a, b)]
-    for name, window, group in zip(names, windows.tolist(), label_group, strict=True):
-        start, end = plan.windows[group][window]
-        chars = plan.char_spans
-        char_start = chars[start][0] if chars else None
-        char_end = chars[end - 1][1] if chars else None
-        out[name] = Evidence(window, start, end, char_start, char_end)
-    return out
+def _requests(
+    texts: list[str], variants: list[list[list[Label]]], prompts: list[str], shots: list[Any]
+) -> tuple[list[Request], list[int | None], list[int]]:
+    """One request per text and label order (none for an empty text); each text's first request,
+    and each request's text."""
+    requests: list[Request] = []
+    request_of_text: list[int | None] = []
+    text_of_request: list[int] = []
+    for index, text in enumerate(texts):
+        if not text.strip():
+            request_of_text.append(None)
+            continue
+        request_of_text.append(len(requests))
+        count = len(variants[index])
+        requests += inputs.build_requests(
+            [text] * count, variants[index], [prompts[index]] * count, [shots[index]] * count
+        )
+        text_of_request += [index] * count
+    return requests, request_of_text, text_of_request
 
 
 def _renumber(error: inputs.InputError, text_of_request: list[int]) -> inputs.InputError:
     if error.field.startswith("texts[") and error.field.endswith("]"):
         inner = int(error.field[6:-1])
-        return inputs.InputError(f"texts[{text_of_request[inner]}]", error.problem)
+        return type(error)(f"texts[{text_of_request[inner]}]", error.problem)
     return error
-
-
-def _average_orders(names: list[str], orders: list[list[str]], scores: list[np.ndarray]) -> np.ndarray:
-    """The mean over label orders of each label's score, in the order of `names`."""
-    total = np.zeros(len(names))
-    where = {name: i for i, name in enumerate(names)}
-    for order, values in zip(orders, scores, strict=True):
-        total[[where[name] for name in order]] += values
-    return total / len(orders)
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:

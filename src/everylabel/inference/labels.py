@@ -34,6 +34,12 @@ def _to_label(item: Any, field: str) -> Label:
         if unknown:
             raise InputError(field, f"unknown keys {sorted(unknown)}; a label has 'name' and 'description'")
         label = Label(item["name"], item.get("description"))
+    elif isinstance(item, list):
+        raise InputError(
+            field,
+            f"expected a label, got the list {item!r}; a label with a description is "
+            '{"name": ..., "description": ...} (or the tuple (name, description) in Python)',
+        )
     else:
         raise InputError(
             field, f"expected a label name (str), Label, (name, description) or {{'name': ...}}, got {item!r}"
@@ -47,19 +53,31 @@ def _to_label(item: Any, field: str) -> Label:
     return label
 
 
-def flatten_hierarchy(tree: Any, field: str, separator: str = ".", prefix: str = "") -> list[Any]:
+# Levels a label hierarchy may have: deeper nesting is refused (it is bad input, not a taxonomy).
+MAX_HIERARCHY_DEPTH = 32
+
+
+def flatten_hierarchy(
+    tree: Any, field: str, separator: str = ".", prefix: str = "", depth: int = 0
+) -> list[Any]:
     """{"a": ["x", "y"], "b": {"c": ["z"]}} -> ["a.x", "a.y", "b.c.z"] (descriptions kept on leaves)."""
+    if depth > MAX_HIERARCHY_DEPTH:
+        raise InputError(field, f"a hierarchy of more than {MAX_HIERARCHY_DEPTH} levels")
     if isinstance(tree, Mapping) and "name" not in tree:
         out: list[Any] = []
         for key, value in tree.items():
             if not isinstance(key, str) or not key.strip():
                 raise InputError(field, f"hierarchy keys must be non-empty strings, got {key!r}")
-            out.extend(flatten_hierarchy(value, f"{field}[{key!r}]", separator, f"{prefix}{key}{separator}"))
+            out.extend(
+                flatten_hierarchy(
+                    value, f"{field}[{key!r}]", separator, f"{prefix}{key}{separator}", depth + 1
+                )
+            )
         return out
     if isinstance(tree, Sequence) and not isinstance(tree, str | tuple):
         out = []
         for i, item in enumerate(tree):
-            out.extend(flatten_hierarchy(item, f"{field}[{i}]", separator, prefix))
+            out.extend(flatten_hierarchy(item, f"{field}[{i}]", separator, prefix, depth + 1))
         return out
     leaf = _to_label(tree, field)
     return [Label(prefix + leaf.name, leaf.description)]
@@ -85,6 +103,19 @@ def normalize_label_set(raw: Any, field: str, separator: str = ".") -> tuple[lis
             )
         seen[label.name] = i
     return labels, hierarchy
+
+
+def hierarchy_groups(hierarchy: Any, separator: str = ".") -> dict[str, int] | None:
+    """Each flattened label's top-level group: {"topic": ["a", "b"], "tone": ["c"]} ->
+    {"topic.a": 0, "topic.b": 0, "tone.c": 1}. A single-label call picks one label per group.
+    None without a hierarchy."""
+    if hierarchy is None:
+        return None
+    groups: dict[str, int] = {}
+    for group, (key, value) in enumerate(hierarchy.items()):
+        for label in flatten_hierarchy(value, "labels", separator, f"{key}{separator}"):
+            groups[label.name] = group
+    return groups
 
 
 def nest_scores(flat: Mapping[str, float], hierarchy: Any, separator: str = ".") -> Any:

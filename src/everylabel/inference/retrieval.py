@@ -6,29 +6,27 @@ first). Two kinds:
   default): cosine of the mean-pooled, normalised text and label embeddings. A label stands in the
   template "This text is about {label}." (as the project's embedding baseline). Texts longer than
   the backbone's window are embedded window by window and the windows averaged: nothing is cut.
-- `BiEncoderRetriever`: a bi-encoder checkpoint's own scores, through its `Classifier`.
+(`shortlists.BiEncoderRetriever` ranks with a bi-encoder checkpoint's own scores, on any runtime.)
 Label vectors are cached, so a label set of 10,000 names is embedded once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..paths import MINILM_NAME, PathLike, resolve_path
+from ..loading import quiet_loading
+from ..paths import MINILM_NAME, PathLike, resolve_model_source
 from ..prompt import wrapping_ids
 from ..runtime import backbone_max_length, resolve_device
 from .batching import collate
 from .shortlists import LABEL_TEMPLATE, piece_batches, window_pieces
 from .vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
-
-if TYPE_CHECKING:
-    from .classifier import Classifier
 
 
 class EmbeddingRetriever:
@@ -46,17 +44,19 @@ class EmbeddingRetriever:
 
         if "{label}" not in template:
             raise InputError("template", f"must contain {{label}}, got {template!r}")
-        folder = resolve_path(path)
+        folder = resolve_model_source(path)
         self.name = f"embedding:{path}"
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
+        with quiet_loading():
+            self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
         self.batch_size = batch_size
         self.template = template
         self.prefix, self.suffix = wrapping_ids(self.tokenizer)
         self.window = min(backbone_max_length(self.model.config), 512) - len(self.prefix) - len(self.suffix)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cache: LabelVectorCache[torch.Tensor] = LabelVectorCache(cache_size)
+        self._lock = threading.Lock()  # a fast tokenizer's settings are shared state
         # Long texts are expected (they are embedded window by window); mute the tokenizer's notice.
         getattr(self.tokenizer, "deprecation_warnings", {})[
             "sequence-length-is-longer-than-the-specified-maximum"
@@ -67,8 +67,9 @@ class EmbeddingRetriever:
         """(len(strings), hidden) unit vectors; a long string is the mean of its windows' vectors."""
         if not strings:
             return torch.empty(0)
-        ids = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        pieces = window_pieces(ids, self.window, self.prefix, self.suffix)  # (string index, window ids)
+        with self._lock:
+            encoded = self.tokenizer(list(strings), add_special_tokens=False, split_special_tokens=True)
+        pieces = window_pieces(encoded["input_ids"], self.window, self.prefix, self.suffix)  # (string, ids)
         vectors = torch.zeros(len(pieces), self.model.config.hidden_size)
         for chunk in piece_batches(pieces, self.batch_size):
             batch, mask = collate([pieces[j][1] for j in chunk], self.pad_id)
@@ -97,22 +98,3 @@ class EmbeddingRetriever:
                 matrices[key] = self.label_vectors(labels)  # (labels, hidden)
             out.append((matrices[key] @ vector).numpy())
         return out
-
-
-class BiEncoderRetriever:
-    """A bi-encoder's own scores (sigmoid of its logits) as the ranking; long texts are chunked."""
-
-    def __init__(self, classifier: Classifier) -> None:
-        if not classifier.model.config.is_bi_encoder:
-            raise InputError("retriever", "a GLiClass retriever must be a bi-encoder checkpoint")
-        self.classifier = classifier
-        self.name = f"bi-encoder:{classifier.model.config._name_or_path or 'in memory'}"
-
-    def rank(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        clf = self.classifier
-        prepared = clf.prepare(list(texts), [list(s) for s in label_sets], truncation="chunk")
-        results = clf.decode(prepared, clf.score(prepared), warn=False)
-        return [
-            np.array([r.scores.get(label, 0.0) for label in labels])
-            for r, labels in zip(results, label_sets, strict=True)
-        ]

@@ -1,7 +1,8 @@
 """Shortlists: a retriever ranks a text's labels, and only the top k reach the model.
 
 A retriever maps texts and their candidate label names to one score per label (higher ranks
-first); `retrieval.py` has the torch ones, `onnx/` the onnxruntime one.
+first); `retrieval.py` has the torch embedding one, `onnx/` the onnxruntime one, and
+`bi_encoder_retrieval.py` ranks with a bi-encoder on either runtime.
 """
 
 from __future__ import annotations

@@ -10,18 +10,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["OnnxClassifier", "export_onnx", "is_onnx_export"]
+__all__ = ["OnnxBackend", "OnnxClassifier", "export_onnx", "is_onnx_export"]
 
 _EXPORTS = {
-    "OnnxClassifier": ".runtime",
+    "OnnxClassifier": ".classifier",
     "is_onnx_export": ".manifest",
+    "OnnxBackend": ".runtime",
     "export_onnx": ".export",
 }
 
 if TYPE_CHECKING:
+    from .classifier import OnnxClassifier
     from .export import export_onnx
     from .manifest import is_onnx_export
-    from .runtime import OnnxClassifier
+    from .runtime import OnnxBackend
 
 
 def __getattr__(name: str) -> Any:

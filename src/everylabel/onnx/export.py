@@ -21,8 +21,8 @@ is measured and written into the manifest.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, cast
@@ -32,14 +32,17 @@ import torch
 from torch import nn
 
 from ..adapters import is_lora, merge_lora
-from ..errors import ConfigError, NotSupportedError
-from ..inference.batching import pad_rows
+from ..digests import model_sources
+from ..errors import ConfigError, InputError, NotSupportedError
 from ..inference.calibration import CALIBRATION_FILE
-from ..inference.classifier import Classifier
+from ..inference.engine import ClassifierEngine
+from ..inference.label_vectors import slot_inputs
+from ..inference.torch_backend import TorchBackend
 from ..loading import load_model
+from ..padding import pad_rows
 from ..paths import PathLike, resolve_path
 from ..tokenization import load_label_tokenizer
-from .manifest import MANIFEST, OnnxManifest, TokenizerInfo
+from .manifest import MANIFEST, OnnxManifest, TokenizerInfo, is_onnx_export
 from .runtime import Session
 
 MIN_OPSET = 17
@@ -131,6 +134,15 @@ def _export(module: nn.Module, args: tuple, path: Path, names: list[str], axes: 
         )
 
 
+def _backend(clf: ClassifierEngine) -> TorchBackend:
+    assert isinstance(clf.backend, TorchBackend)
+    return clf.backend
+
+
+def _model(clf: ClassifierEngine) -> Any:
+    return _backend(clf).model
+
+
 def check_exportable(config: Any, opset: int) -> None:
     """Refuse what the graphs cannot reproduce, naming the option."""
     if not isinstance(opset, int) or opset < MIN_OPSET:
@@ -150,13 +162,19 @@ def export_onnx(
     reduce_range: bool = False,
     int8_embedding: bool = False,
     replace: bool = True,
+    force: bool = False,
 ) -> Path:
     """Export the checkpoint at `model` into the folder `out` (written whole, then moved in place).
 
-    `replace=False` keeps an `out` that another process finished first (a shared cache folder).
+    An existing `out` is replaced only if it is an everylabel export or empty; any other folder is
+    refused unless `force`, and a folder the model is read from (or one holding it) always is
+    (`check_destination`). `replace=False` keeps an `out` that another process finished first (a
+    shared cache folder).
     """
     import onnxruntime  # noqa: F401  (the parity check runs the graphs; fail before the work)
 
+    out = Path(out)
+    check_destination(model, out, force)
     gliclass, tokenizer = load_model(model, dtype=torch.float32)
     check_exportable(gliclass.config, opset)
     if is_lora(gliclass):
@@ -164,10 +182,10 @@ def export_onnx(
     options: dict[str, Any] = {}
     if gliclass.config.is_bi_encoder:
         options["label_tokenizer"] = load_label_tokenizer(gliclass.config, str(resolve_path(model)))
-    clf = Classifier(gliclass, tokenizer, device="cpu", dtype="fp32", **options)
-    out = Path(out)
+    clf = ClassifierEngine(TorchBackend(gliclass, tokenizer, device="cpu", dtype="fp32", **options))
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    work = out.parent / f".export-{out.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    work.mkdir()  # with the user's umask, as the finished folder keeps it
     try:
         manifest = _write_graphs(clf, work, opset, str(model))
         if int8:
@@ -178,21 +196,59 @@ def export_onnx(
         calibration = Path(resolve_path(model)) / CALIBRATION_FILE
         if calibration.is_file():  # applied to the graphs' logits by the runtime, as by torch
             shutil.copy2(calibration, work / CALIBRATION_FILE)
-        if replace and out.exists():
-            shutil.rmtree(out)
-        try:
-            os.rename(work, out)
-        except OSError:
-            if replace or not (out / MANIFEST).is_file():
-                raise  # not a finished export of another process
-
+        _move_into_place(work, out, replace)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def _write_graphs(clf: Classifier, folder: Path, opset: int, source: str) -> OnnxManifest:
-    config = clf.model.config
+def check_destination(model: PathLike, out: Path, force: bool = False) -> None:
+    """Refuse an `out` whose contents an export would destroy without being asked: a folder the
+    model is read from, or one that holds it (always), or a folder that is neither empty nor an
+    everylabel export (unless `force`)."""
+    target = out.resolve()
+    for source in model_sources(model):
+        if target == source or target in source.parents:
+            raise InputError(
+                "out", f"{out} is (or holds) {source}, which the model is read from; choose another folder"
+            )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError("out", f"{out} is a file, not a folder")
+    present = sorted(p.name for p in out.iterdir())
+    if not present or is_onnx_export(out) or force:
+        return
+    shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+    raise InputError(
+        "out",
+        f"{out} exists and is not an everylabel export (it holds {shown}); choose another folder, or "
+        "--force (force=True) to replace it",
+    )
+
+
+def _move_into_place(work: Path, out: Path, replace: bool) -> None:
+    """`work` renamed to `out`. An existing `out` is moved aside first and removed only once the
+    new folder is in place; with `replace=False`, another process's finished export is kept."""
+    if out.exists() and replace:
+        aside = out.with_name(f".{out.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}")
+        os.rename(out, aside)
+        try:
+            os.rename(work, out)
+        except OSError:
+            os.rename(aside, out)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    try:
+        os.rename(work, out)
+    except OSError:
+        if replace or not (out / MANIFEST).is_file():
+            raise  # not a finished export of another process
+
+
+def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str) -> OnnxManifest:
+    config = _model(clf).config
     tokenizer: Any = clf.tokenizer
     tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
     text_info = TokenizerInfo("tokenizer.json", clf.pad_id, list(tokenizer.all_special_ids), clf.max_length)
@@ -212,7 +268,7 @@ def _write_graphs(clf: Classifier, folder: Path, opset: int, source: str) -> Onn
     if config.is_bi_encoder:
         _write_bi_encoder(clf, folder, opset, manifest, trace, check, parity)
     else:
-        graph = _UniGraph(clf.model, clf.mask_padding)
+        graph = _UniGraph(_model(clf), clf.mask_padding)
         axes = {
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
@@ -240,7 +296,7 @@ def _write_graphs(clf: Classifier, folder: Path, opset: int, source: str) -> Onn
     return manifest
 
 
-def _uni_inputs(clf: Classifier, prepared: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _uni_inputs(clf: ClassifierEngine, prepared: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
     slots = torch.zeros(max(p.num_labels for p in prepared.passes), dtype=torch.int64)
     return torch.from_numpy(ids), torch.from_numpy(mask), slots
@@ -257,10 +313,16 @@ def _check(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray, name:
 
 
 def _write_bi_encoder(
-    clf: Classifier, folder: Path, opset: int, manifest: OnnxManifest, trace: Any, check: Any, parity: dict
+    clf: ClassifierEngine,
+    folder: Path,
+    opset: int,
+    manifest: OnnxManifest,
+    trace: Any,
+    check: Any,
+    parity: dict,
 ) -> None:
-    assert clf.label_vectors is not None
-    vectors = clf.label_vectors
+    vectors = _backend(clf).label_vectors
+    assert vectors is not None
     if not vectors.cacheable:
         raise NotSupportedError(
             "mask_padding: pooled with padding (the official avg pooling), a label's vector depends on "
@@ -274,7 +336,7 @@ def _write_bi_encoder(
         list(label_tokenizer.all_special_ids),
         vectors.max_length,
     )
-    label_graph = _LabelGraph(clf.model, clf.mask_padding)
+    label_graph = _LabelGraph(_model(clf), clf.mask_padding)
     label_axes = {
         "label_input_ids": {0: "labels", 1: "label_sequence"},
         "label_attention_mask": {0: "labels", 1: "label_sequence"},
@@ -298,7 +360,7 @@ def _write_bi_encoder(
     )
     manifest.label_width = int(expected_vectors.shape[1])
 
-    text_graph = _BiTextGraph(clf.model, clf.mask_padding)
+    text_graph = _BiTextGraph(_model(clf), clf.mask_padding)
     axes = {
         "input_ids": {0: "batch", 1: "sequence"},
         "attention_mask": {0: "batch", 1: "sequence"},
@@ -310,10 +372,7 @@ def _write_bi_encoder(
     def text_inputs(prepared: Any) -> tuple[torch.Tensor, ...]:
         ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
         per_pass = [clf.slot_labels(prepared, p) for p in prepared.passes]
-        table = clf.label_table(prepared)
-        from ..inference.label_vectors import slot_inputs
-
-        label_vectors, index = slot_inputs(table, per_pass)
+        label_vectors, index = slot_inputs(prepared.label_table, per_pass)
         assert label_vectors is not None and index is not None
         return torch.from_numpy(ids), torch.from_numpy(mask), label_vectors.float(), index
 
@@ -333,7 +392,9 @@ def _write_bi_encoder(
     parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
 
 
-def _write_embedding(clf: Classifier, folder: Path, opset: int, manifest: OnnxManifest, parity: dict) -> None:
+def _write_embedding(
+    clf: ClassifierEngine, folder: Path, opset: int, manifest: OnnxManifest, parity: dict
+) -> None:
     assert clf.blend is not None
     retriever: Any = clf.blend.retriever
     if not hasattr(retriever, "model"):
@@ -345,7 +406,7 @@ def _write_embedding(clf: Classifier, folder: Path, opset: int, manifest: OnnxMa
     manifest.embedding = TokenizerInfo(
         "embedding_tokenizer.json", retriever.pad_id, list(retriever.tokenizer.all_special_ids), width
     )
-    manifest.embedding_blend = dict(clf.model.config.embedding_blend)
+    manifest.embedding_blend = dict(_model(clf).config.embedding_blend)
     graph = _EmbeddingGraph(retriever.model.float())
     axes = {
         "input_ids": {0: "batch", 1: "sequence"},

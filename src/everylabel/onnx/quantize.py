@@ -36,11 +36,10 @@ def quantize_export(
 
         raise InputError("weight_type", f"expected one of {', '.join(WEIGHT_TYPES)}, got {weight_type!r}")
     kind = QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8
-    quantized = [name for name in GRAPHS if embedding or name not in KEPT_FP32]
+    present = [name for name in GRAPHS if (folder / f"{name}.onnx").exists()]
+    quantized = [name for name in present if embedding or name not in KEPT_FP32]
     for name in quantized:
         path = folder / f"{name}.onnx"
-        if not path.exists():
-            continue
         prepared = folder / f"{name}.pre.onnx"
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         quantize_dynamic(str(prepared), str(path), weight_type=kind, reduce_range=reduce_range)

@@ -1,14 +1,15 @@
-"""`OnnxClassifier`: the classifier stages on an ONNX export, with onnxruntime, `tokenizers` and numpy.
+"""`OnnxBackend`: the engine's onnxruntime runtime over an export folder (`tokenizers` and numpy).
 
-The same `classify` / `classify_iter` / `prepare` / `decode` as the torch `Classifier` and the
-same results: both run `inference/engine.py` (validation, the one input layout, batching,
-the embedding blend, decoding) and differ only in what turns a padded batch into logits.
-Neither torch nor transformers is imported here.
+The same stages as torch run on it (`inference/engine.py`: validation, the one input layout,
+batching, label vectors, post-processing, decoding), with the same results; only what turns a
+padded batch into logits differs (`inference/backend.py`). Neither torch nor transformers is
+imported.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -16,15 +17,11 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import InputError, NumericalError
-from ..inference.batching import pad_rows
-from ..inference.calibration import Calibration, load_calibration
-from ..inference.embedding_blend import EmbeddingBlend
-from ..inference.engine import ClassifierEngine, Prepared
-from ..inference.shortlists import LABEL_TEMPLATE, Retriever, piece_batches, window_pieces
+from ..inference.shortlists import LABEL_TEMPLATE, piece_batches, window_pieces
 from ..inference.vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
-from ..label_tokens import LabelTokens, slot_index
-from ..prompt import DescriptionMode, InputBuilder, wrapping_ids
-from . import manifest as manifest_module
+from ..label_tokens import LabelTokens
+from ..padding import pad_rows
+from ..prompt import wrapping_ids
 from .fast_tokenizer import FastTokenizer
 from .manifest import OnnxManifest, TokenizerInfo
 
@@ -77,6 +74,7 @@ class OnnxEmbedder:
         self.session = session
         self.tokenizer = tokenizer
         self.prefix, self.suffix = wrapping_ids(cast(Any, tokenizer))
+        self.width = width  # the longest input of the graph
         self.window = width - len(self.prefix) - len(self.suffix)
         self.template = template
         self.batch_size = batch_size
@@ -143,54 +141,26 @@ class OnnxLabelEncoder:
         return self.cache.fetch(labels, self.encode)
 
 
-class OnnxClassifier(ClassifierEngine):
-    """Zero-shot classification with an ONNX export (`everylabel export onnx`), torch-free.
+class OnnxBackend:
+    """The onnxruntime runtime of the engine, over an export folder (see `inference/backend.py`)."""
 
-    Options as `Classifier`'s where they apply: `max_length`, `batch_size`, `max_batch_tokens`,
-    `min_text_tokens`, `descriptions`, `label_cache_size`, `embedding_blend`, `calibration` (True:
-    the one stored in the export, copied from the checkpoint; False: none); `threads` sets
-    onnxruntime's intra-op threads (default: its own choice). The pooling mode is the one the
-    export fixed in its graphs (`mask_padding` in the manifest).
-    """
+    kind = "onnx"
 
     def __init__(
         self,
         folder: str | os.PathLike[str],
         *,
-        max_length: int | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int | None = None,
-        min_text_tokens: int = 64,
-        descriptions: DescriptionMode = "ignore",
-        label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
-        embedding_blend: bool = True,
-        calibration: bool | Calibration | None = True,
         threads: int | None = None,
+        label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
     ) -> None:
-        from ..inference import inputs
-
-        inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
-        if batch_size < 1:
-            raise InputError("batch_size", f"must be >= 1, got {batch_size}")
         self.folder = Path(folder)
         self.manifest = manifest = OnnxManifest.load(self.folder)
-        limit = manifest.text.max_length
-        if max_length is not None and not 8 <= max_length <= limit:
-            raise InputError("max_length", f"must be in [8, {limit}] for this model, got {max_length}")
-        self.max_length = max_length or limit
-        self.batch_size = batch_size
-        self.max_batch_tokens = max(max_batch_tokens or 16384, self.max_length)
+        self.layout = manifest  # the architecture, prompt order and special ids
+        self.window = manifest.text.max_length
         self.tokenizer = _tokenizer(self.folder, manifest.text)
-        self.builder = InputBuilder(
-            cast(Any, self.tokenizer),  # the subset of a tokenizer the layout uses
-            cast(Any, manifest),  # the architecture, prompt order and special ids
-            self.max_length,
-            min_text_tokens=min_text_tokens,
-            description_mode=descriptions,
-        )
-        self.calibration = load_calibration(self.folder) if calibration is True else calibration or None
         self.pad_id = manifest.text.pad_token_id
         self.mask_padding = manifest.mask_padding
+        self.default_batch_tokens = 16384
         self.session = open_session(self.folder / "model.onnx", threads)
         self.label_encoder: OnnxLabelEncoder | None = None
         if manifest.label is not None:
@@ -201,7 +171,8 @@ class OnnxClassifier(ClassifierEngine):
                 label_cache_size,
             )
         self.embedder: OnnxEmbedder | None = None
-        self.blend = None
+        self._embedders: dict[str, OnnxEmbedder] = {}
+        self._lock = threading.Lock()
         if manifest.embedding is not None:
             self.embedder = OnnxEmbedder(
                 open_session(self.folder / "embedding.onnx", threads),
@@ -209,66 +180,85 @@ class OnnxClassifier(ClassifierEngine):
                 manifest.embedding.max_length,
                 cache_size=label_cache_size,
             )
-            spec = manifest.embedding_blend
-            if embedding_blend and spec is not None:
-                blend_embedder = self.embedder
-                if spec["template"] != LABEL_TEMPLATE:
-                    blend_embedder = OnnxEmbedder(
-                        self.embedder.session,
-                        self.embedder.tokenizer,
-                        manifest.embedding.max_length,
-                        spec["template"],
-                    )
-                self.blend = EmbeddingBlend.from_config(spec, blend_embedder)
+            self._embedders[LABEL_TEMPLATE] = self.embedder
 
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], **options: Any) -> OnnxClassifier:
-        """An export folder (`everylabel export onnx --out DIR`)."""
-        if not manifest_module.is_onnx_export(path):
-            raise InputError(
-                "model", f"{path} is not an everylabel ONNX export (no {manifest_module.MANIFEST})"
-            )
-        return cls(path, **options)
+    @property
+    def architecture_type(self) -> str:
+        return self.manifest.architecture_type
 
-    # -- the onnxruntime backend -------------------------------------------------------------------
+    @property
+    def is_bi_encoder(self) -> bool:
+        return self.manifest.is_bi_encoder
 
-    def retriever(self, spec: Any = None) -> Retriever:
-        """`spec` if it ranks (`.rank`), else the export's embedding graph (the default model has one)."""
-        if hasattr(spec, "rank"):
-            return cast(Retriever, spec)
-        if spec is None and self.embedder is not None:
-            return self.embedder
-        raise InputError(
-            "retriever",
-            "the ONNX backend shortlists with the export's embedding graph or a retriever object (with "
-            "`.rank`); this export has no embedding graph, so give one",
-        )
+    @property
+    def label_cacheable(self) -> bool:
+        return self.label_encoder is not None  # the export refuses label vectors that depend on a call
 
-    def label_table(self, prepared: Prepared) -> dict[str, Any] | None:
-        if self.label_encoder is None or not prepared.requests:
-            return None
-        pieces = [label for item in prepared.passes for label in self.slot_labels(prepared, item)]
-        return self.label_encoder.table(pieces)
+    @property
+    def label_width(self) -> int:
+        return self.manifest.label_width if self.label_encoder is not None else 0
 
-    def values_per_slot(self) -> int | None:
-        return self.manifest.label_width if self.label_encoder is not None else None
-
-    def run_rows(
+    def run(
         self,
         input_ids: np.ndarray,
         attention_mask: np.ndarray,
         num_slots: int,
-        table: dict[str, Any] | None,
-        slot_labels: list[list[str]] | None,
+        label_vectors: Sequence[Any] | None,
+        label_index: np.ndarray | None,
     ) -> np.ndarray:
         feeds: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if table is not None and slot_labels is not None:
-            distinct, index = slot_index(slot_labels)
-            feeds["label_vectors"] = np.stack([table[label] for label in distinct]).astype(np.float32)
-            feeds["label_index"] = index
+        if label_vectors is not None and label_index is not None:
+            feeds["label_vectors"] = np.stack(list(label_vectors)).astype(np.float32)
+            feeds["label_index"] = label_index
         else:
             feeds["label_slots"] = np.zeros(num_slots, dtype=np.int64)
         logits = self.session.run(feeds).astype(np.float32, copy=False)
         if not np.isfinite(logits).all():
             raise NumericalError("the ONNX model produced inf or nan logits")
         return logits
+
+    def label_table(self, per_pass: Sequence[Sequence[str]], shared: bool, max_length: int) -> dict[str, Any]:
+        return self._require_label_encoder("label vectors").table([p for pieces in per_pass for p in pieces])
+
+    def values_per_slot(self) -> int | None:
+        return self.manifest.label_width if self.label_encoder is not None else None
+
+    def embedding_retriever(self, name: str, template: str) -> OnnxEmbedder | None:
+        """The export's embedding graph with `template`, if `name` is the backbone it was exported
+        from (the embedding blend's model); None for any other backbone."""
+        if self.embedder is None or name != self.embedding_model:
+            return None
+        with self._lock:
+            if template not in self._embedders:
+                self._embedders[template] = OnnxEmbedder(
+                    self.embedder.session, self.embedder.tokenizer, self.embedder.width, template
+                )
+            return self._embedders[template]
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The name of the backbone the embedding graph was exported from."""
+        blend = self.manifest.embedding_blend
+        return str(blend["model"]) if blend is not None else None
+
+    def encode_labels(self, pieces: Sequence[str]) -> np.ndarray:
+        table = self._require_label_encoder("encode_labels").table(list(pieces))
+        return np.stack([table[piece] for piece in pieces]).astype(np.float32)
+
+    def store_labels(self, pieces: Sequence[str], vectors: np.ndarray) -> None:
+        encoder = self._require_label_encoder("store_label_embeddings")
+        encoder.cache.put(dict(zip(pieces, np.asarray(vectors, dtype=np.float32), strict=True)))
+
+    def clear_label_cache(self) -> None:
+        if self.label_encoder is not None:
+            self.label_encoder.cache.clear()
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "onnx", "device": "cpu", "dtype": "int8" if self.manifest.int8 else "fp32"}
+
+    def _require_label_encoder(self, name: str) -> OnnxLabelEncoder:
+        if self.label_encoder is None:
+            raise InputError(
+                name, "only bi-encoders encode labels apart from the text; this model is a uni-encoder"
+            )
+        return self.label_encoder

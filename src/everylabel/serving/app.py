@@ -1,11 +1,13 @@
 """The HTTP service: `POST /v1/classify`, `GET /health`, `/info`, `/metrics`, and OpenAPI docs at `/docs`.
 
 `create_app(load, settings)` returns a FastAPI app that loads its classifier in a background
-thread when it starts (so `/health` answers 503 until the model is loaded and a warm-up pass ran)
-and serves every request through one `Scheduler` (dynamic batching, one model worker). Status
-codes: 200 results; 413 too many texts or too large a body; 422 bad input, with the library's
-field-and-item message; 429 a full queue, with Retry-After; 503 loading or shutting down; 500 an
-internal error, for that request only.
+thread when it starts (so `/health` answers 503 until the model is loaded and a warm-up pass ran).
+A request is read and bounded, prepared by the engine in one of a few preparing threads (validation,
+layout, label vectors; bounded by `ServeSettings`' work limits before any model input is built),
+then queued to one `Scheduler` (dynamic batching, one model worker), so a large request never
+holds up the others. Status codes: 200 results; 413 too many texts, labels, passes or tokens, or
+too large a body; 422 bad input, with the library's field-and-item message; 429 a full queue,
+with Retry-After; 503 loading or shutting down; 500 an internal error, for that request only.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..errors import InputError
+from ..errors import InputError, TooMuchWork
 from ..inference.engine import ClassifierEngine
+from ..prompt import WorkBudget
 from .metrics import ServiceMetrics
 from .requests import ClassifyRequest, TooLarge, parse_body
 from .scheduler import QueueFull, Scheduler, ServiceClosed
@@ -37,25 +42,50 @@ WARM_UP = (["A short text to warm the model up."], ["first label", "second label
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """The service's limits. `max_batch_tokens` None: the classifier's own budget."""
+    """The service's limits. `max_batch_tokens` None: the classifier's own budget.
+
+    One request may ask for at most `max_request_texts` texts, `max_labels` candidate labels per
+    text (counted in every label order), `max_request_passes` model inputs (windows x label groups
+    x label orders) and `max_request_tokens` tokens over them; the queue holds at most
+    `max_queue_texts` texts and `max_queue_tokens` tokens."""
 
     model: str = "default"  # the name answers and /info give
     max_batch_tokens: int | None = None
     max_queue_texts: int = 1024
+    max_queue_tokens: int = 2**21
     max_request_texts: int = 256
+    max_labels: int = 16384
+    max_request_passes: int = 2048
+    max_request_tokens: int = 2**19
     max_body_bytes: int = 8 * 2**20
     retriever: str | None = None  # what ranks labels for `shortlist` (None: the classifier's default)
+    preparing_threads: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("max_queue_texts", "max_request_texts", "max_body_bytes"):
+        for name in (
+            "max_queue_texts",
+            "max_queue_tokens",
+            "max_request_texts",
+            "max_labels",
+            "max_request_passes",
+            "max_request_tokens",
+            "max_body_bytes",
+            "preparing_threads",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.max_request_texts > self.max_queue_texts:
-            raise InputError(
-                "max_request_texts",
-                f"{self.max_request_texts} is more than the queue holds (max_queue_texts "
-                f"{self.max_queue_texts}): such a request could never be taken",
-            )
+        for request, queued in (("texts", "texts"), ("tokens", "tokens")):
+            if getattr(self, f"max_request_{request}") > getattr(self, f"max_queue_{queued}"):
+                raise InputError(
+                    f"max_request_{request}",
+                    f"{getattr(self, f'max_request_{request}')} is more than the queue holds (max_queue_"
+                    f"{queued} {getattr(self, f'max_queue_{queued}')}): such a request could never be taken",
+                )
+
+    @property
+    def budget(self) -> WorkBudget:
+        """The work one request may cause, as the engine checks it while preparing."""
+        return WorkBudget(self.max_labels, self.max_request_passes, self.max_request_tokens)
 
 
 class Service:
@@ -69,16 +99,24 @@ class Service:
         self.error: str | None = None
         self.info: dict[str, Any] = {"model": settings.model}
         self.scheduler: Scheduler | None = None
+        self.classifier: ClassifierEngine | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
+        self.preparing = ThreadPoolExecutor(
+            settings.preparing_threads, thread_name_prefix="everylabel-prepare"
+        )
 
     def start(self) -> None:
         """Load, warm up, start the worker (in the calling thread; the app calls it in its own)."""
         try:
             classifier = self.load_classifier()
             classifier.classify(*WARM_UP, progress=False)
-            tokens = self.settings.max_batch_tokens or classifier.max_batch_tokens
-            limit = self.settings.max_queue_texts
-            scheduler = Scheduler(classifier, self.metrics, max_batch_tokens=tokens, max_queue_texts=limit)
+            scheduler = Scheduler(
+                classifier,
+                self.metrics,
+                max_batch_tokens=self.settings.max_batch_tokens or classifier.max_batch_tokens,
+                max_queue_texts=self.settings.max_queue_texts,
+                max_queue_tokens=self.settings.max_queue_tokens,
+            )
             scheduler.start()
         except BaseException as error:
             self.status, self.error = "failed", f"{type(error).__name__}: {error}"
@@ -87,38 +125,39 @@ class Service:
                 self.on_failure(error)
             return
         self.info = describe(classifier, self.settings, scheduler.max_batch_tokens)
+        self.classifier = classifier
         self.scheduler = scheduler
         self.status = "ready"
         logger.info("everylabel serve: ready (%s)", self.info)
 
     def stop(self) -> None:
+        self.preparing.shutdown(wait=True)
         if self.scheduler is not None:
             self.scheduler.close()
 
 
-def describe(classifier: Any, settings: ServeSettings, max_batch_tokens: int) -> dict[str, Any]:
+def describe(classifier: ClassifierEngine, settings: ServeSettings, max_batch_tokens: int) -> dict[str, Any]:
     """`/info`: which model runs where, and the service's limits."""
     from .. import __version__
 
-    manifest = getattr(classifier, "manifest", None)
-    if manifest is not None:  # the ONNX runtime
-        architecture = manifest.architecture_type
-        backend, device, dtype = "onnx", "cpu", "int8" if manifest.int8 else "fp32"
-    else:
-        architecture = classifier.model.config.architecture_type
-        backend, device, dtype = "torch", str(classifier.device), str(classifier.dtype).replace("torch.", "")
+    calibration = classifier.calibration
     return {
         "model": settings.model,
-        "architecture": architecture,
-        "backend": backend,
-        "device": device,
-        "dtype": dtype,
+        "architecture": classifier.architecture_type,
+        **classifier.backend.describe(),
         "window": classifier.max_length,
         "embedding_blend": classifier.blend is not None,
+        "calibration": None
+        if calibration is None
+        else {"method": calibration.method, "mode": calibration.mode},
         "version": __version__,
         "max_batch_tokens": max_batch_tokens,
         "max_queue_texts": settings.max_queue_texts,
+        "max_queue_tokens": settings.max_queue_tokens,
         "max_request_texts": settings.max_request_texts,
+        "max_labels": settings.max_labels,
+        "max_request_passes": settings.max_request_passes,
+        "max_request_tokens": settings.max_request_tokens,
         "max_body_bytes": settings.max_body_bytes,
     }
 
@@ -179,39 +218,39 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 async def _classify(service: Service, request: Request) -> Response:
-    settings, scheduler = service.settings, service.scheduler
-    if scheduler is None:
+    settings, scheduler, classifier = service.settings, service.scheduler, service.classifier
+    if scheduler is None or classifier is None:
         loading = service.status == "loading"
         detail = "the model is loading" if loading else f"the model failed: {service.error}"
         return _error(503, detail, retry_after=5)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-        return _error(413, f"body: {declared} bytes; this server takes at most {settings.max_body_bytes}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > settings.max_body_bytes:
-            return _error(413, f"body: over {settings.max_body_bytes} bytes, the most this server takes")
+    body = await _read_body(request, settings.max_body_bytes)
+    if isinstance(body, Response):
+        return body
     try:
-        arguments, count = parse_body(bytes(body), settings.max_request_texts)
+        arguments, count = parse_body(body, settings.max_request_texts)
+        if settings.retriever is not None and arguments.get("shortlist") is not None:
+            arguments["retriever"] = settings.retriever
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            service.preparing, partial(classifier.prepare, **arguments, budget=settings.budget)
+        )
+        job = scheduler.submit(prepared, count)
+    except (TooLarge, TooMuchWork) as error:
+        return _error(413, str(error), **({"field": error.field} if isinstance(error, InputError) else {}))
     except InputError as error:
         return _error(422, str(error), field=error.field)
-    except TooLarge as error:
-        return _error(413, str(error))
-    if settings.retriever is not None and arguments.get("shortlist") is not None:
-        arguments["retriever"] = settings.retriever
-    try:
-        job = scheduler.submit(arguments, count)
     except QueueFull as error:
         return _error(429, str(error), retry_after=error.retry_after)
     except ServiceClosed as error:
         return _error(503, str(error))
+    except Exception as error:  # a fault while preparing: this request only
+        logger.error("classify failed: %s: %s", type(error).__name__, error, exc_info=error)
+        return _error(500, f"internal error: {type(error).__name__}: {error}")
     watcher: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait([job.future, watcher], return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not job.future.done():  # the client went away (or the server is stopping this request)
-            job.cancel()
+            scheduler.cancel(job)
         watcher.cancel()
     if not job.future.done():
         return _error(499, "client closed the request")
@@ -223,6 +262,19 @@ async def _classify(service: Service, request: Request) -> Response:
         return _error(500, f"internal error: {type(failure).__name__}: {failure}")
     results = [result.to_dict() for result in job.future.result()]
     return JSONResponse({"model": settings.model, "results": results})
+
+
+async def _read_body(request: Request, limit: int) -> bytes | Response:
+    """The body, or a 413 as soon as it is known to be over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _error(413, f"body: {declared} bytes; this server takes at most {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _error(413, f"body: over {limit} bytes, the most this server takes")
+    return bytes(body)
 
 
 async def _disconnected(request: Request) -> None:

@@ -38,6 +38,30 @@ def add_serve_parser(commands: Any) -> None:
         help="texts in one request; beyond them 413 (default: 256, or the queue bound if smaller)",
     )
     serve.add_argument(
+        "--max-queue-tokens",
+        type=int,
+        default=2**21,
+        help="tokens of the passes queued at once; beyond them 429",
+    )
+    serve.add_argument(
+        "--max-labels",
+        type=int,
+        default=16384,
+        help="candidate labels of one text (x4 robust); beyond them 413",
+    )
+    serve.add_argument(
+        "--max-request-passes",
+        type=int,
+        default=2048,
+        help="model passes of one request (windows x label groups x label orders); beyond them 413",
+    )
+    serve.add_argument(
+        "--max-request-tokens",
+        type=int,
+        default=2**19,
+        help="tokens over one request's passes; beyond them 413",
+    )
+    serve.add_argument(
         "--max-body-bytes", type=int, default=8 * 2**20, help="request body size; beyond it 413"
     )
     serve.add_argument("--retriever", help="what ranks labels for requests with 'shortlist' (see classify)")
@@ -54,24 +78,45 @@ def serve_command(args: argparse.Namespace) -> int:
         raise MissingDependencyError(
             f"serve: needs the server extra ({error.name} is missing): pip install 'everylabel[serve]'"
         ) from None
-    from ..cli import load_classifier
+    from ..commands import open_for_command
 
     settings = ServeSettings(
         model=args.model,
         max_batch_tokens=args.max_batch_tokens,
         max_queue_texts=args.max_queue_texts,
+        max_queue_tokens=args.max_queue_tokens,
         max_request_texts=args.max_request_texts or min(256, args.max_queue_texts),
+        max_labels=args.max_labels,
+        max_request_passes=args.max_request_passes,
+        max_request_tokens=min(args.max_request_tokens, args.max_queue_tokens),
         max_body_bytes=args.max_body_bytes,
         retriever=args.retriever,
     )
     args.verbose = True  # say which backend runs, on stderr
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
-    app = create_app(lambda: load_classifier(args), settings)
+    app = create_app(lambda: open_for_command(args), settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log
     )
-    server = uvicorn.Server(config)
+    server = _draining_server(config)
     service = app.state.service
     service.on_failure = lambda _error: setattr(server, "should_exit", True)
     server.run()
-    return 1 if service.status == "failed" else 0
+    return 1 if service.status == "failed" or server.force_exit else 0
+
+
+def _draining_server(config: Any) -> Any:
+    """uvicorn's server, whose exit status says how it stopped: after SIGTERM (or one Ctrl-C) it
+    stops taking requests, answers every one in flight and the command exits 0; uvicorn itself would
+    raise the signal again at the end, which supervisors read as a crash. A second Ctrl-C cuts the
+    requests in flight (`force_exit`): then the status is 1."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()  # handled here: not raised again once the drain is done
+
+    return DrainingServer(config)

@@ -1,9 +1,9 @@
 """The body of `POST /v1/classify`: read it, bound it, and turn it into `prepare`'s arguments.
 
 The fields are the `Classifier.classify` arguments of the same names. Their values are checked by
-the classifier itself (in the worker), so a bad value gets exactly the CLI's and the library's
-message (`texts[3]: ...`); here only the envelope is checked: JSON, an object, known fields, and
-the size limits.
+the classifier itself (while preparing), so a bad value gets exactly the CLI's and the library's
+message (`texts[3]: ...`); here only the envelope is checked: JSON (not nested past what can be
+read), an object, known fields, the one label shape JSON cannot say plainly, and the size limits.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
+from ..jsonfiles import json_labels
 
 
 class ClassifyRequest(BaseModel):
@@ -22,8 +23,9 @@ class ClassifyRequest(BaseModel):
     texts: list[str] | str = Field(description="the texts to classify (a string is one text)")
     labels: Any = Field(
         description="candidate labels: one list for all texts, one list per text, or a hierarchy "
-        "(nested objects and lists, flattened to parent.child); an item is a name, "
-        '{"name", "description"} or [name, description]'
+        '(nested objects and lists, flattened to parent.child); an item is a name or {"name", '
+        '"description"}. A list whose items are all two-string lists is refused as ambiguous '
+        '(pairs or two labels per text?): write such labels as {"name": ...} objects'
     )
     multi_label: bool = Field(True, description="sigmoid scores and thresholds; false: softmax, top label")
     threshold: float | list[float] | dict[str, float] | None = Field(
@@ -60,6 +62,8 @@ def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError("body", f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise InputError("body", "nested too deeply to read (brackets inside brackets)") from None
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise InputError("body", f"expected a JSON object with 'texts' and 'labels', got {kind}")
@@ -69,6 +73,7 @@ def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int
     for required in ("texts", "labels"):
         if required not in data:
             raise InputError(required, "missing")
+    json_labels(data["labels"])
     texts = data["texts"]
     count = len(texts) if isinstance(texts, list) else 1
     if count > max_request_texts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ def few_shot_fit(
     Training runs on fp32 master weights (autocast in the classifier's bf16/fp16), so small updates
     do not round away; afterwards the model is back in its dtype and mode. If training raises, the
     model is rolled back to its weights before the call. The global torch RNG state is left as it was.
+    A calibration the classifier had was fitted on the old model's logits: it is dropped (with its
+    tuned thresholds), with a `StaleCalibrationWarning`; refit one on the new model.
     """
     records = []
     names = (
@@ -114,4 +117,16 @@ def few_shot_fit(
             torch.nn.Module.to(model, dtype=dtype)
             model.train(was_training)
             classifier.clear_label_cache()  # label vectors of the weights before
+    if classifier.calibration is not None:
+        classifier.calibration = None
+        warnings.warn(
+            "the classifier's calibration (and its tuned thresholds) was fitted on the model before "
+            "few_shot_fit; it is no longer applied. Fit a new one with `everylabel calibrate`",
+            StaleCalibrationWarning,
+            stacklevel=2,
+        )
     return result
+
+
+class StaleCalibrationWarning(UserWarning):
+    """A calibration fitted on a model's old logits was dropped after its weights changed."""

@@ -25,9 +25,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import GLiClassConfig
-from ..evaluation.metrics import f1_scores
 from ..label_tokens import LabelTokens
 from ..loading import create_model, is_gliclass_checkpoint, load_model
+from ..metrics import f1_scores
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..prompt import InputBuilder

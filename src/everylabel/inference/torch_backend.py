@@ -1,0 +1,176 @@
+"""The torch runtime of the engine: a GLiClass model on a device, in a dtype (see `backend.py`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ..config import GLiClassConfig
+from ..errors import InputError, NumericalError
+from ..modeling.bi_encoder import BiEncoder
+from ..modeling.model import GLiClassModel
+from ..runtime import model_max_length, resolve_device, resolve_dtype
+from ..tokenization import load_label_tokenizer
+from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
+from .retrieval import EmbeddingRetriever
+
+
+class TorchBackend:
+    """A GLiClass model run by torch. It owns the model it is given: moved to `device`, cast to
+    `dtype` and put in eval mode in place (no copy, so a large model is not held twice)."""
+
+    kind = "torch"
+
+    def __init__(
+        self,
+        model: GLiClassModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        mask_padding: bool | None = None,
+        label_tokenizer: PreTrainedTokenizerBase | None = None,
+        label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        torch.nn.Module.to(model, device=self.device, dtype=self.dtype)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        config = cast(GLiClassConfig, model.config)
+        self.config = self.layout = config
+        self.window = model_max_length(config)
+        self.mask_padding = (
+            config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
+        )
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.default_batch_tokens = 16384 if self.device.type == "cpu" else 262144
+        self.label_vectors: LabelVectors | None = None
+        if config.is_bi_encoder:
+            self.label_vectors = LabelVectors(
+                model,
+                label_tokenizer if label_tokenizer is not None else load_label_tokenizer(config),
+                self.mask_padding,
+                label_cache_size,
+            )
+        self._embedders: dict[tuple[str, str], EmbeddingRetriever] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def architecture_type(self) -> str:
+        return str(self.config.architecture_type)
+
+    @property
+    def is_bi_encoder(self) -> bool:
+        return bool(self.config.is_bi_encoder)
+
+    @property
+    def label_cacheable(self) -> bool:
+        return self.label_vectors is not None and self.label_vectors.cacheable
+
+    def run(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        num_slots: int,
+        label_vectors: Sequence[Any] | None,
+        label_index: np.ndarray | None,
+    ) -> np.ndarray:
+        vectors = torch.stack(list(label_vectors)) if label_vectors is not None else None
+        index = torch.from_numpy(label_index) if label_index is not None else None
+        return self.run_tensors(
+            torch.from_numpy(input_ids), torch.from_numpy(attention_mask), num_slots, vectors, index
+        )
+
+    @torch.inference_mode()
+    def run_tensors(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        num_slots: int,
+        label_embeddings: torch.Tensor | None = None,
+        label_index: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """`run` on tensors: logits (batch, num_slots) float32; bi-encoders also take the label vectors
+        (labels, hidden) and each slot's row among them (batch, num_slots), -1 for padding."""
+        extra = {}
+        if label_embeddings is not None and label_index is not None:
+            extra = {"label_embeddings": label_embeddings, "label_index": label_index.to(self.device)}
+        out = self.model(
+            input_ids.to(self.device, non_blocking=True),
+            attention_mask.to(self.device, non_blocking=True),
+            max_num_classes=num_slots,
+            mask_padding=self.mask_padding,
+            **extra,
+        )
+        logits = out.logits.float().cpu().numpy()
+        if not np.isfinite(logits).all():
+            raise NumericalError(_non_finite_message(self.dtype))
+        return logits
+
+    def label_table(
+        self, per_pass: Sequence[Sequence[str]], shared: bool, max_length: int
+    ) -> dict[str, torch.Tensor]:
+        return self._require_label_vectors("label vectors").for_call(per_pass, shared, max_length)
+
+    @property
+    def label_width(self) -> int:
+        """The size of a bi-encoder's label vector (0 for a uni-encoder)."""
+        return int(self.config.encoder_hidden_size) if self.label_vectors is not None else 0
+
+    def values_per_slot(self) -> int | None:
+        if self.label_vectors is None:
+            return None
+        inner = self.model.model
+        return (
+            1 if isinstance(inner, BiEncoder) and inner.scores_by_matmul else self.config.encoder_hidden_size
+        )
+
+    def embedding_retriever(self, name: str, template: str) -> EmbeddingRetriever:
+        """One embedding backbone per (name, template) on this device, built once and kept."""
+        with self._lock:
+            key = (name, template)
+            if key not in self._embedders:
+                self._embedders[key] = EmbeddingRetriever(name, device=self.device, template=template)
+            return self._embedders[key]
+
+    def encode_labels(self, pieces: Sequence[str]) -> np.ndarray:
+        return self._require_label_vectors("encode_labels").vectors(pieces).float().cpu().numpy()
+
+    def store_labels(self, pieces: Sequence[str], vectors: np.ndarray) -> None:
+        encoder = self._require_label_vectors("store_label_embeddings")
+        encoder.store(pieces, torch.from_numpy(np.asarray(vectors)).to(self.device, self.dtype))
+
+    def clear_label_cache(self) -> None:
+        if self.label_vectors is not None:
+            self.label_vectors.cache.clear()
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "torch", "device": str(self.device), "dtype": _dtype_name(self.dtype)}
+
+    def _require_label_vectors(self, name: str) -> LabelVectors:
+        if self.label_vectors is None:
+            raise InputError(
+                name, "only bi-encoders encode labels apart from the text; this model is a uni-encoder"
+            )
+        return self.label_vectors
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
+        dtype, str(dtype).replace("torch.", "")
+    )
+
+
+def _non_finite_message(dtype: torch.dtype) -> str:
+    if dtype == torch.float16:
+        return (
+            "the model's logits overflowed in float16 (inf or nan); load it with dtype='fp32', "
+            "or 'bf16' on a GPU that supports it"
+        )
+    return f"the model produced inf or nan logits in {_dtype_name(dtype)}; try dtype='fp32'"
