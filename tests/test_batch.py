@@ -169,7 +169,7 @@ def test_output_reads_as_one_dataset_with_pandas(model_dir: str, tmp_path: Path)
     first = dict(frame["scores"][0])
     assert set(first) == {"sport.tennis", "sport.football", "politics.elections"}
     assert set(json.loads(frame["nested"][0])) == {"sport", "politics"}
-    assert frame["labels"].map(len).tolist() == [0 if not t else 1 for t in TEXTS]
+    assert frame["labels"].map(len).tolist() == [0 if not t else 2 for t in TEXTS]  # one per group
 
 
 def test_resume_after_completion_writes_nothing(model_dir: str, tmp_path: Path) -> None:
@@ -389,7 +389,8 @@ import sys, time
 from pathlib import Path
 from everylabel.batch.parts import Output
 Path({folder!r}).mkdir(parents=True, exist_ok=True)
-Output(Path({folder!r}), {{}}, [], 0)._take_lock()
+output = Output(Path({folder!r}), {{}}, [], 0)
+output._take_lock()
 print("locked", flush=True)
 time.sleep(600)
 """

@@ -85,7 +85,6 @@ class Classifier(ClassifierEngine):
     ) -> None:
         from .torch_backend import TorchBackend
 
-        inputs.check_choice("descriptions", descriptions, ("label", "text", "ignore"))
         backend = TorchBackend(
             model,
             tokenizer,

@@ -51,22 +51,10 @@ def few_shot_fit(
     A calibration the classifier had was fitted on the old model's logits: it is dropped (with its
     tuned thresholds), with a `StaleCalibrationWarning`; refit one on the new model.
     """
-    records = []
     names = (
         list(labels) if labels is not None else sorted({lab for e in examples for lab in e.get("labels", [])})
     )
-    for i, example in enumerate(examples):
-        text, gold = example.get("text"), example.get("labels")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(f"examples[{i}].text", "expected a non-empty string")
-        if isinstance(gold, str) or not isinstance(gold, Sequence) or not gold:
-            raise InputError(f"examples[{i}].labels", "expected a non-empty list of label names")
-        for label in gold:
-            if label not in names:
-                raise InputError(f"examples[{i}].labels", f"{label!r} is not one of the labels")
-        records.append(Record(text, list(names), dict.fromkeys(gold, 1.0)))
-    if not records:
-        raise InputError("examples", "no examples given")
+    records = _records(examples, names)
     if multi_label is None:
         multi_label = any(len(e["labels"]) != 1 for e in examples)
     model = classifier.model
@@ -126,6 +114,24 @@ def few_shot_fit(
             stacklevel=2,
         )
     return result
+
+
+def _records(examples: Sequence[Mapping[str, Any]], names: list[str]) -> list[Record]:
+    """Training records of the examples, every label of `names` shown; bad ones named."""
+    records = []
+    for i, example in enumerate(examples):
+        text, gold = example.get("text"), example.get("labels")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"examples[{i}].text", "expected a non-empty string")
+        if isinstance(gold, str) or not isinstance(gold, Sequence) or not gold:
+            raise InputError(f"examples[{i}].labels", "expected a non-empty list of label names")
+        for label in gold:
+            if label not in names:
+                raise InputError(f"examples[{i}].labels", f"{label!r} is not one of the labels")
+        records.append(Record(text, list(names), dict.fromkeys(gold, 1.0)))
+    if not records:
+        raise InputError("examples", "no examples given")
+    return records
 
 
 class StaleCalibrationWarning(UserWarning):

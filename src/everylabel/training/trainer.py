@@ -94,55 +94,12 @@ class Trainer:
         if model is None:
             model, tokenizer = load_or_create(config.model, config.model_options, config.head_init)
         self.multi_label = config.problem_type == "multi_label"
-        model.config.problem_type = (
-            "multi_label_classification" if self.multi_label else "single_label_classification"
-        )
-        # Pool as the Classifier serves, and record it so the checkpoint is served the same way.
-        model.config.mask_padding = config.mask_padding
-        if config.lora is not None:
-            model = apply_lora(model, config.lora)
-        if config.freeze_encoder:
-            for param in model.model.encoder_model.parameters():
-                param.requires_grad_(False)
-            if model.label_encoder is not None:
-                for param in model.label_encoder.parameters():
-                    param.requires_grad_(False)
-        torch.nn.Module.to(model, self.device)
-        self.model = model
+        self.model = self._prepare_model(model)
         self.tokenizer = tokenizer
         self.output_dir = Path(config.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-
-        self.skipped: list[str] = []
-        if train_records is None:
-            train_records, self.skipped = load_records(config.train_data, config.skip_invalid)
-        if eval_records is None and config.eval_data:
-            eval_records, skipped = load_records(config.eval_data, config.skip_invalid)
-            self.skipped += skipped
-        descriptions = load_descriptions(config.descriptions) if config.descriptions else None
-        augment = Augment(
-            shuffle_labels=config.shuffle_labels,
-            max_labels=config.max_labels,
-            negatives=config.negatives,
-            drop_labels=config.aug_drop_labels,
-            add_random_labels=config.aug_add_labels,
-            descriptions=config.aug_descriptions,
-            examples=config.aug_examples,
-        )
-        self.data_fingerprint = checkpoints.data_fingerprint(train_records)
-        self.train_set = TrainingSet(train_records, augment, descriptions, config.seed)
-        self.eval_set = TrainingSet(eval_records, seed=config.seed) if eval_records else None
-        self.lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
-        gliclass_config = cast(GLiClassConfig, model.config)
-        max_length = config.max_length or model_max_length(gliclass_config)
-        builder = InputBuilder(tokenizer, gliclass_config, max_length)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        label_tokens = None
-        if gliclass_config.is_bi_encoder:
-            label_tokens = LabelTokens(
-                label_tokenizer or load_label_tokenizer(gliclass_config), label_max_length(gliclass_config)
-            )
-        self.collator = Collator(builder, self.multi_label, pad, gliclass_config.ignore_index, label_tokens)
+        self._load_data(train_records, eval_records)
+        self.collator = self._build_collator(label_tokenizer)
 
         self.optimizer = self._build_optimizer()
         self.batches_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
@@ -163,6 +120,64 @@ class Trainer:
         self._window_examples = 0
 
     # -- setup -----------------------------------------------------------------------------------
+
+    def _prepare_model(self, model: GLiClassModel) -> GLiClassModel:
+        """The model set up for this run: its problem type and pooling recorded (so the checkpoint
+        is served as it was trained), LoRA applied, backbones frozen if asked, on the device."""
+        config = self.config
+        model.config.problem_type = (
+            "multi_label_classification" if self.multi_label else "single_label_classification"
+        )
+        model.config.mask_padding = config.mask_padding
+        if config.lora is not None:
+            model = apply_lora(model, config.lora)
+        if config.freeze_encoder:
+            for param in model.model.encoder_model.parameters():
+                param.requires_grad_(False)
+            if model.label_encoder is not None:
+                for param in model.label_encoder.parameters():
+                    param.requires_grad_(False)
+        torch.nn.Module.to(model, self.device)
+        return model
+
+    def _load_data(
+        self, train_records: Sequence[Record] | None, eval_records: Sequence[Record] | None
+    ) -> None:
+        """The training and eval sets (read from the config's files unless given), with what was skipped."""
+        config = self.config
+        self.skipped: list[str] = []
+        if train_records is None:
+            train_records, self.skipped = load_records(config.train_data, config.skip_invalid)
+        if eval_records is None and config.eval_data:
+            eval_records, skipped = load_records(config.eval_data, config.skip_invalid)
+            self.skipped += skipped
+        descriptions = load_descriptions(config.descriptions) if config.descriptions else None
+        augment = Augment(
+            shuffle_labels=config.shuffle_labels,
+            max_labels=config.max_labels,
+            negatives=config.negatives,
+            drop_labels=config.aug_drop_labels,
+            add_random_labels=config.aug_add_labels,
+            descriptions=config.aug_descriptions,
+            examples=config.aug_examples,
+        )
+        self.data_fingerprint = checkpoints.data_fingerprint(train_records)
+        self.train_set = TrainingSet(train_records, augment, descriptions, config.seed)
+        self.eval_set = TrainingSet(eval_records, seed=config.seed) if eval_records else None
+        self.lengths = [self.train_set.length(i) for i in range(len(self.train_set))]
+
+    def _build_collator(self, label_tokenizer: Any) -> Collator:
+        """Batches laid out by the one input layout (`prompt.py`), as the Classifier lays them out."""
+        gliclass_config = cast(GLiClassConfig, self.model.config)
+        max_length = self.config.max_length or model_max_length(gliclass_config)
+        builder = InputBuilder(self.tokenizer, gliclass_config, max_length)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        label_tokens = None
+        if gliclass_config.is_bi_encoder:
+            label_tokens = LabelTokens(
+                label_tokenizer or load_label_tokenizer(gliclass_config), label_max_length(gliclass_config)
+            )
+        return Collator(builder, self.multi_label, pad, gliclass_config.ignore_index, label_tokens)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
