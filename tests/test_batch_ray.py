@@ -56,6 +56,7 @@ def test_local_and_ray_engines_write_the_same_parts(model_dir: str, tmp_path: Pa
     assert manifest["complete"] and len(manifest["parts"]) == 7
 
 
+@pytest.mark.slow  # a Ray start of its own; the engines' equality above runs by default
 def test_an_error_in_an_actor_is_one_line(model_dir: str, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     write_jsonl(source, [{"text": "short"}, {"text": "far too long for the window " * 40}])

@@ -52,7 +52,14 @@ KILLS: list[tuple[str, dict[str, Any], int]] = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "kill_after"), [k[1:] for k in KILLS], ids=[k[0] for k in KILLS])
+@pytest.mark.parametrize(
+    ("overrides", "kill_after"),
+    # the plain run is covered by the two below (gradient accumulation, LoRA): `-m slow` runs it too
+    [
+        pytest.param(*k[1:], id=k[0], marks=[pytest.mark.slow] if k[0].startswith("plain") else [])
+        for k in KILLS
+    ],
+)
 def test_killed_run_resumes_to_the_same_weights(
     backbone_dir, toy_data, tmp_path: Path, overrides: dict[str, Any], kill_after: int
 ) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,8 @@ def cached_export(model: PathLike, int8: bool = False) -> Path:
     if not is_onnx_export(folder):
         from .export import export_onnx
 
+        if sys.stderr.isatty():  # long work, once: say so on a terminal
+            print(f"everylabel: exporting {model} to ONNX once, into {folder} ...", file=sys.stderr)
         export_onnx(model, folder, int8=int8, replace=False)
     _stamp(folder)
     evict(max_bytes(), keep=folder)
