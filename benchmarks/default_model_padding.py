@@ -30,7 +30,9 @@ def main() -> None:
         for mask in (True, False):
             scorer = EverylabelScorer.__new__(EverylabelScorer)
             scorer.name, scorer.cut_texts, scorer.dtype = f"default mask_padding={mask}", 0, "float32"
-            scorer.classifier = Classifier.from_pretrained("default", device="cpu", backend="torch", mask_padding=mask)
+            scorer.classifier = Classifier.from_pretrained(
+                "default", device="cpu", backend="torch", mask_padding=mask
+            )
             report = evaluate(scorer, data, progress=False)
             rows.append({"dataset": name, "mask_padding": mask, "macro_f1": report["metrics"]["macro_f1"],
                          "texts": report["texts"]})  # fmt: skip
