@@ -163,15 +163,14 @@ def _torch_backend(model: PathLike, device: Any, dtype: Any, options: dict[str, 
 
 
 def _calibration(model: PathLike, options: dict[str, Any]) -> dict[str, Any]:
-    """`options` with `calibration` True (the default) read from the model's folder, if it has one
-    (an export carries its checkpoint's); False: none."""
-    from .inference.calibration import load_calibration
+    """`options` with `calibration` resolved against the model's folder (default True: the one
+    stored there, if any; an export carries its checkpoint's)."""
+    from .inference.calibration import choose_calibration
 
-    calibration = options.get("calibration", True)
-    if isinstance(calibration, bool):
-        folder = resolve_path(model)
-        calibration = load_calibration(folder) if calibration and os.path.isdir(folder) else None
-    return {**options, "calibration": calibration}
+    return {
+        **options,
+        "calibration": choose_calibration(options.get("calibration", True), resolve_path(model)),
+    }
 
 
 def open_retriever(engine: ClassifierEngine, spec: Any = None) -> Retriever:

@@ -129,5 +129,15 @@ def load_calibration(folder: str | os.PathLike[str]) -> Calibration | None:
     return Calibration.from_dict(data)
 
 
+def choose_calibration(
+    option: bool | Calibration | None, folder: str | os.PathLike[str]
+) -> Calibration | None:
+    """What a classifier's `calibration` option means: True, the one stored in the model's `folder`
+    (none if it has none, or is no local folder); False or None, none; a `Calibration`, itself."""
+    if isinstance(option, Calibration) or option is None:
+        return option
+    return load_calibration(folder) if option and os.path.isdir(folder) else None
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
