@@ -222,6 +222,11 @@ def _add_build_data(commands: Any) -> None:
     build.add_argument(
         "--opinions", type=int, default=0, help="add N self-generated polarity records (WordNet)"
     )
+    build.add_argument(
+        "--dictionaries",
+        action="store_true",
+        help="add subject-labelled definitions from dict-gcide and dict-foldoc (install them first)",
+    )
     build.add_argument("--seed", type=int, default=0)
 
 
@@ -512,6 +517,7 @@ def build_data_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         documents_per_source=args.documents_per_source,
         opinions=args.opinions,
+        dictionaries=args.dictionaries,
     )
     if not records:
         raise CliError("build-data: no source is installed (wordnet-base, fortunes, apt package lists)")

@@ -10,8 +10,9 @@ official format with readable label names, sampled negatives, single- and multi-
 - Debian: a package description -> its section ("games", "python", ...) and selected debtags
   ("editing", "text", "strategy", ...), several true labels per record.
 - fortunes: a quote -> its category file ("computers", "food", "law", "sports", ...).
-- on request, longer texts made of several entries of one or two topics (`topic_documents`) and
-  self-generated polarity records (`opinions.py`).
+- on request, longer texts made of several entries of one or two topics (`topic_documents`),
+  self-generated polarity records (`opinions.py`), and dictionary definitions labelled by subject
+  (`dictionaries.py`: `dict-gcide`, `dict-foldoc`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .dictionaries import foldoc_items, gcide_items
 from .opinions import opinion_records
 from .wordnet import SynsetKey, read_synsets
 
@@ -194,15 +196,19 @@ def build_records(
     seed: int = 0,
     documents_per_source: int = 0,
     opinions: int = 0,
+    dictionaries: bool = False,
 ) -> list[dict[str, Any]]:
     """Official-format records from every available source, with sampled negatives per record.
 
     `documents_per_source` adds that many longer texts per source (`topic_documents`); `opinions`
-    adds that many self-generated polarity records (`opinions.opinion_records`, glosses on top).
+    adds that many self-generated polarity records (`opinions.opinion_records`, glosses on top);
+    `dictionaries` adds the subject-labelled definitions of GCIDE and FOLDOC (`dictionaries.py`).
     """
     rng = random.Random(seed)
     sources = []
-    for make in (wordnet_items, wordnet_domain_items, debian_items, fortune_items):
+    makers = [wordnet_items, wordnet_domain_items, debian_items, fortune_items]
+    makers += [gcide_items, foldoc_items] if dictionaries else []
+    for make in makers:
         try:
             items = list(make())
         except (OSError, subprocess.CalledProcessError):
