@@ -34,9 +34,7 @@ if TYPE_CHECKING:
 Engine = TypeVar("Engine", bound="ClassifierEngine")
 
 BACKENDS: Final = ("auto", "torch", "onnx")
-# Options of `Classifier` that only one runtime takes; the rest (max_length, batch_size,
-# max_batch_tokens, min_text_tokens, descriptions, label_cache_size, embedding_blend, calibration)
-# both do.
+# Options of `Classifier` that both runtimes take; `TORCH_OPTIONS` and `ONNX_OPTIONS` only one.
 ENGINE_OPTIONS: Final = frozenset(
     {
         "max_length",
@@ -196,9 +194,9 @@ def open_retriever(engine: ClassifierEngine, spec: Any = None) -> Retriever:
         return BiEncoderRetriever(spec)
     if spec is None and engine.architecture_type == "bi-encoder":
         return BiEncoderRetriever(engine, "this model")
-    name = os.fspath(spec) if spec is not None else MINILM_NAME
-    if not isinstance(name, str):
+    if spec is not None and not isinstance(spec, str | os.PathLike):
         raise InputError("retriever", f"expected a name, a path or an object with .rank, got {spec!r}")
+    name = os.fspath(spec) if spec is not None else MINILM_NAME
     device = engine.backend.describe()["device"]
     if _is_gliclass(name):
         return BiEncoderRetriever(open_classifier(ClassifierEngine, name, device=device), name)

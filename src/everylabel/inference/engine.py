@@ -203,7 +203,7 @@ class ClassifierEngine:
             shortlists=shortlists,
             orders=[len(v) for v in variants] if reordered else None,
             label_names=[[label.name for label in labels_] for labels_ in label_sets] if reordered else None,
-            choice_groups=None if multi_label else [hierarchy_groups(h) for h in hierarchies],
+            choice_groups=None if multi_label else _choice_groups(hierarchies),
         )
         prepared.label_table = self._label_table(prepared)
         return prepared
@@ -497,6 +497,15 @@ def _requests(
         )
         text_of_request += [index] * count
     return requests, request_of_text, text_of_request
+
+
+def _choice_groups(hierarchies: list[Any]) -> list[dict[str, int] | None]:
+    """Each text's label -> top-level group; a hierarchy shared by every text is read once."""
+    groups: dict[int, dict[str, int] | None] = {}
+    for hierarchy in hierarchies:
+        if id(hierarchy) not in groups:
+            groups[id(hierarchy)] = hierarchy_groups(hierarchy)
+    return [groups[id(hierarchy)] for hierarchy in hierarchies]
 
 
 def _renumber(error: inputs.InputError, text_of_request: list[int]) -> inputs.InputError:

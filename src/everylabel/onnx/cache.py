@@ -5,9 +5,10 @@ per source model and int8 choice, named by a key over everything that decides th
 contents of every folder the model reads (its own, an adapter's base backbone, an embedding blend's
 backbone: `digests.model_sources`), the export code's own source, the package version and the
 export format. A reinstall or a fresh clone of the same files finds the same entry; a change to any
-of them builds a new one. Each use stamps the entry, and past `EVERYLABEL_CACHE_MAX_BYTES`
-(default 2 GiB) the least recently used entries go. Two processes that start at once both build,
-and the first to finish wins: each writes a private folder and renames it into place (atomic).
+of them builds a new one. Each use stamps the entry, and when a build takes the cache past
+`EVERYLABEL_CACHE_MAX_BYTES` (default 2 GiB) the least recently used entries go. Two processes that
+start at once both build, and the first to finish wins: each writes a private folder and renames it
+into place (atomic).
 Finding a finished export needs no torch; building one does. `everylabel cache list|clear`.
 """
 
@@ -81,8 +82,8 @@ def cache_folder(model: PathLike, int8: bool = False) -> Path:
 
 
 def cached_export(model: PathLike, int8: bool = False) -> Path:
-    """The cached export of `model`, built now if missing (needs torch for the build); stamped as
-    used, and the cache trimmed to its bound (never this entry)."""
+    """The cached export of `model`, built now if missing (needs torch for the build; the cache is
+    then trimmed to its bound, never this entry), and stamped as used."""
     folder = cache_folder(model, int8)
     if not is_onnx_export(folder):
         from .export import export_onnx
@@ -90,8 +91,8 @@ def cached_export(model: PathLike, int8: bool = False) -> Path:
         if sys.stderr.isatty():  # long work, once: say so on a terminal
             print(f"everylabel: exporting {model} to ONNX once, into {folder} ...", file=sys.stderr)
         export_onnx(model, folder, int8=int8, replace=False)
+        evict(max_bytes(), keep=folder)  # only a build adds to the cache
     _stamp(folder)
-    evict(max_bytes(), keep=folder)
     return folder
 
 
