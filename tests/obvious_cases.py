@@ -4,6 +4,8 @@ none is a demo text or comes from a training or evaluation source."""
 
 from __future__ import annotations
 
+from typing import Any
+
 TOPICS: dict[str, list[str]] = {
     "sports": [
         "The goalkeeper saved a penalty in the last minute of the match.",
@@ -111,3 +113,40 @@ SENTIMENT: dict[str, list[str]] = {
 def cases(groups: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(text, label) for every text of `groups`."""
     return [(text, label) for label, texts in groups.items() for text in texts]
+
+
+def measure(clf: Any) -> dict[str, float]:
+    """The share of obvious cases a classifier gets right in every calling mode.
+
+    - single_label: the top label among all topics is the text's own;
+    - one_label_own_at_least_half / one_label_unrelated_under_half: one candidate, multi-label:
+      its own topic scores >= 0.5, an unrelated one (the next topic in the list) < 0.5;
+    - multi_label_exact_set: multi-label among all topics, at the model's default threshold,
+      predicts exactly its own topic;
+    - sentiment_single_label: positive or negative, the top label is right.
+    """
+    topics = list(TOPICS)
+    topic_cases = cases(TOPICS)
+    texts = [text for text, _ in topic_cases]
+    gold = [label for _, label in topic_cases]
+    single = clf.classify(texts, topics, multi_label=False)
+    own = clf.classify(texts, [[label] for label in gold])
+    unrelated_labels = [topics[(topics.index(label) + 1) % len(topics)] for label in gold]
+    unrelated = clf.classify(texts, [[label] for label in unrelated_labels])
+    multi = clf.classify(texts, topics)
+    sentiment_cases = cases(SENTIMENT)
+    sentiment = clf.classify([t for t, _ in sentiment_cases], list(SENTIMENT), multi_label=False)
+    n = len(texts)
+    return {
+        "single_label": sum(r.labels == [g] for r, g in zip(single, gold, strict=True)) / n,
+        "one_label_own_at_least_half": sum(r.scores[g] >= 0.5 for r, g in zip(own, gold, strict=True)) / n,
+        "one_label_unrelated_under_half": sum(
+            r.scores[u] < 0.5 for r, u in zip(unrelated, unrelated_labels, strict=True)
+        )
+        / n,
+        "multi_label_exact_set": sum(r.labels == [g] for r, g in zip(multi, gold, strict=True)) / n,
+        "sentiment_single_label": sum(
+            r.labels == [g] for r, (_, g) in zip(sentiment, sentiment_cases, strict=True)
+        )
+        / len(sentiment_cases),
+    }

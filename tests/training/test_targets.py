@@ -84,3 +84,35 @@ def test_single_label_evaluation_takes_gold_from_the_record(
     order = sorted(range(3), key=lambda i: -trainer.eval_set.length(i))  # the evaluation's order
     expected = [set(), {labels[-1]}, {"politics"}]
     assert seen["gold"] == [expected[i] for i in order]
+
+
+def test_examples_of_soft_target_records_show_only_their_likely_labels() -> None:
+    records = [
+        Record("a goal in the last minute", ["sports", "cooking"], {"sports": 0.9, "cooking": 0.1}),
+        Record("the striker scored twice", ["sports", "law"], {"sports": 0.8, "law": 0.2}),
+        Record("simmer the sauce", ["cooking", "sports"], {"cooking": 0.7, "sports": 0.05}),
+    ]
+    data = TrainingSet(records, Augment(examples=1.0, max_examples=2), seed=0)
+    assert data.by_label == {"sports": [0, 1], "cooking": [2]}
+    shown = data.example(0).request.examples
+    assert shown and all(set(e.labels) <= {"sports", "cooking"} for e in shown)
+    for example in shown:
+        source = next(r for r in records if r.text == example.text)
+        assert list(example.labels) == [k for k, v in source.true_labels.items() if v >= 0.5]
+
+
+def test_examples_that_leave_the_text_no_room_are_left_out_not_an_error(collator: Collator) -> None:
+    from everylabel.prompt import Example
+
+    labels = ["sports", "politics"]
+    long_example = Example(" ".join(["word"] * 200), ("sports",))
+    short_example = Example("a goal", ("sports",))
+    examples = [
+        TrainingExample(Request("the match", labels, [None, None], "", (long_example,)), [1.0, 0.0]),
+        TrainingExample(Request("the vote", labels, [None, None], "", (short_example,)), [0.0, 1.0]),
+    ]
+    batch, names = collator.collate(examples)
+    assert names == [labels, labels] and batch["labels"].tolist() == [0, 1]
+    example_id = collator.builder.example_id
+    assert example_id not in batch["input_ids"][0].tolist()
+    assert example_id in batch["input_ids"][1].tolist()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from ..errors import InputError
 from ..label_tokens import LabelTokens
 from ..prompt import Example, InputBuilder, Request
 from .data import Record
@@ -30,6 +31,8 @@ class Augment:
     descriptions: float = 0.0  # write "label: description" next to the text
     examples: float = 0.0  # show records that share a label as in-context examples
     max_examples: int = 2
+    example_words: int = 24  # an example's text is cut to this many words (as a user pastes one)
+    example_max_labels: int = 10  # examples only beside at most this many candidates (they fit)
 
 
 @dataclass
@@ -56,7 +59,7 @@ class TrainingSet:
         self.by_label: dict[str, list[int]] = defaultdict(list)
         if self.augment.examples > 0:
             for index, record in enumerate(self.records):
-                for label in record.true_labels:
+                for label in positive_labels(record):
                     self.by_label[label].append(index)
 
     def __len__(self) -> int:
@@ -103,7 +106,7 @@ class TrainingSet:
         examples = [
             Example(e["text"], tuple(e.get("labels", e.get("true_labels", [])))) for e in record.examples
         ]
-        if aug.examples and rng.random() < aug.examples:
+        if aug.examples and len(labels) <= aug.example_max_labels and rng.random() < aug.examples:
             examples += self._sample_examples(index, labels, rng, aug.max_examples)
 
         request = Request(text, labels, [None] * len(labels), record.prompt, examples)
@@ -116,7 +119,17 @@ class TrainingSet:
             {other for label in labels for other in self.by_label.get(label, []) if other != index}
         )
         picked = rng.sample(shared, k=min(limit, len(shared)))
-        return [Example(self.records[i].text, tuple(self.records[i].true_labels)) for i in picked]
+        words = self.augment.example_words
+        return [
+            Example(" ".join(self.records[i].text.split()[:words]), tuple(positive_labels(self.records[i])))
+            for i in picked
+        ]
+
+
+def positive_labels(record: Record) -> list[str]:
+    """The labels a record's text is shown with as an example: targets of at least 0.5 (soft
+    targets from a teacher give every candidate a score; only the likely ones are its labels)."""
+    return [label for label, target in record.true_labels.items() if target >= 0.5]
 
 
 def epoch_batches(
@@ -163,7 +176,7 @@ class Collator:
 
     def collate(self, examples: Sequence[TrainingExample]) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
         """The padded batch and, per row, the names of the labels in its slots."""
-        passes, plans = self.builder.build([e.request for e in examples], "warn")
+        passes, plans = self.builder.build([self._fitting(e.request) for e in examples], "warn")
         rows: list[list[int]] = []
         targets: list[list[float]] = []
         names: list[list[str]] = []
@@ -188,6 +201,18 @@ class Collator:
         if self.label_tokens is not None:
             batch.update(self.label_tokens.batch(names))
         return batch, names
+
+
+    def _fitting(self, request: Request) -> Request:
+        """The request, or without its in-context examples when they leave the text too little room
+        (augmentation added them; the example itself must still train)."""
+        if not request.examples:
+            return request
+        try:
+            self.builder.build([request], "warn")
+        except InputError:
+            return replace(request, examples=())
+        return request
 
 
 def single_label_targets(targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
