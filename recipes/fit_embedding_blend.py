@@ -91,8 +91,15 @@ def main() -> int:
     parser.add_argument("--embedding-model", default=MINILM_NAME)
     parser.add_argument("--weight", type=float, help="skip the selection and fit the offset for this weight")
     parser.add_argument("--write", action="store_true", help="write the chosen blend into config.json")
+    parser.add_argument(
+        "--background",
+        type=Path,
+        help="centre against these fixed labels, not the call's: a JSON file with a `background` list"
+        " (such as the distillation teacher's data/default-mix.jsonl.teacher.json)",
+    )
     args = parser.parse_args()
 
+    background = json.loads(args.background.read_text())["background"] if args.background else None
     clf = Classifier.from_pretrained(args.model, device="cpu", backend="torch", embedding_blend=False)
     embedder = EmbeddingRetriever(args.embedding_model)
     table: dict[str, list[float]] = {}
@@ -111,7 +118,12 @@ def main() -> int:
     sets = [r.all_labels for r in records]
     texts = [r.text for r in records]
     logits = np.concatenate(model_logits(clf, texts, sets))
-    cosines = np.concatenate([centred_terms(c, 1.0, 0.0) for c in embedder.rank(texts, sets)])
+    if background is None:
+        cosines = np.concatenate([centred_terms(c, 1.0, 0.0) for c in embedder.rank(texts, sets)])
+    else:  # a ranking does not change with the centring, so the weight chosen above holds
+        n = len(background)
+        ranked = embedder.rank(texts, [[*labels, *background] for labels in sets])
+        cosines = np.concatenate([centred_terms(c[:-n], 1.0, 0.0, float(c[-n:].mean())) for c in ranked])
     targets = np.array([r.true_labels.get(label, 0.0) for r in records for label in r.all_labels])
     offset, scale = fit_calibration(logits, cosines, targets, weight)
     offset, scale = round(offset, 4), round(scale, 4)
@@ -129,6 +141,8 @@ def main() -> int:
         "offset": offset,
         "scale": scale,
     }
+    if background is not None:
+        blend["background"] = background
     print("embedding_blend:", json.dumps(blend))
     if args.write:
         path = Path(args.model) / "config.json"

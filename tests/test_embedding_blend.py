@@ -87,6 +87,41 @@ def test_with_one_label_the_model_alone_decides(blended: Classifier) -> None:
         assert logit(got) == pytest.approx(SCALE * (logit(base) - WEIGHT * OFFSET), abs=1e-3)
 
 
+BACKGROUND = ["weather", "music", "law"]
+
+
+@pytest.fixture(scope="module")
+def background_blended(blended: Classifier, tmp_path_factory) -> Classifier:
+    model = blended.model
+    model.config.embedding_blend = blend_spec(background=BACKGROUND)
+    folder = tmp_path_factory.mktemp("background")
+    model.save_pretrained(folder)
+    blended.tokenizer.save_pretrained(folder)
+    model.config.embedding_blend = blend_spec()
+    return Classifier.from_pretrained(folder, device="cpu")
+
+
+def test_a_background_centres_each_cosine_on_fixed_labels_whatever_its_neighbours(
+    blended: Classifier, background_blended: Classifier
+) -> None:
+    alone = Classifier(blended.model, blended.tokenizer, device="cpu", embedding_blend=False)
+    text = TEXTS[0]
+    reference = cosines([text], BACKGROUND).mean()
+    similarity = cosines([text], LABELS)[0]
+    for label_set in (["football"], ["football", "politics"], LABELS):
+        got = background_blended.classify(text, label_set)[0].scores
+        base = alone.classify(text, label_set)[0].scores
+        for label in label_set:
+            term = WEIGHT * (similarity[LABELS.index(label)] - reference - OFFSET)
+            assert logit(got[label]) == pytest.approx(SCALE * (logit(base[label]) + term), abs=1e-3)
+    # the model alone reads its neighbours; the term does not: one label's term is not a constant
+    one = [logit(background_blended.classify(text, [label])[0].scores[label]) for label in LABELS]
+    alone_one = [logit(alone.classify(text, [label])[0].scores[label]) for label in LABELS]
+    terms = [SCALE * WEIGHT * (similarity[j] - reference - OFFSET) for j in range(len(LABELS))]
+    assert one == pytest.approx([SCALE * a + t for a, t in zip(alone_one, terms, strict=True)], abs=1e-3)
+    assert np.ptp(terms) > 0.1
+
+
 def test_the_term_reaches_every_window_and_label_group_and_per_text_labels(blended: Classifier) -> None:
     alone = Classifier(blended.model, blended.tokenizer, device="cpu", embedding_blend=False)
     long_text = " ".join(["The striker scored and the crowd sang in the rain."] * 40)
@@ -144,6 +179,8 @@ def test_the_blend_is_saved_with_the_checkpoint(blended: Classifier, tmp_path) -
         ({"model": ""}, "embedding_blend.model"),
         ({"weight": True}, "embedding_blend.weight"),
         ({"scale": 0.0}, "embedding_blend.scale"),
+        ({"background": []}, "embedding_blend.background"),
+        ({"background": ["news", 3]}, "embedding_blend.background"),
     ],
 )
 def test_a_bad_blend_is_a_config_error_naming_the_key(backbone_dir, spec: dict, named: str) -> None:

@@ -41,13 +41,30 @@ _CHOICES: Final[dict[str, tuple[Any, ...]]] = {
 
 
 BLEND_KEYS: Final = ("model", "template", "weight", "offset", "scale")
+BLEND_OPTIONAL_KEYS: Final = ("background",)
 
 
 def _validate_blend(blend: Any) -> None:
-    """`embedding_blend`: {"model", "template" (with {label}), "weight" >= 0, "offset", "scale" > 0}."""
-    if not isinstance(blend, dict) or set(blend) != set(BLEND_KEYS):
+    """`embedding_blend`: {"model", "template" (with {label}), "weight" >= 0, "offset", "scale" > 0},
+    optionally "background": a non-empty list of label names."""
+    if (
+        not isinstance(blend, dict)
+        or not set(BLEND_KEYS) <= set(blend)
+        or not set(blend) <= {*BLEND_KEYS, *BLEND_OPTIONAL_KEYS}
+    ):
         keys = ", ".join(BLEND_KEYS)
-        raise ConfigError(f"embedding_blend: {blend!r} must be null or a dict with keys {keys}")
+        raise ConfigError(
+            f"embedding_blend: {blend!r} must be null or a dict with keys {keys} (and optionally background)"
+        )
+    background = blend.get("background")
+    if background is not None and (
+        not isinstance(background, list)
+        or not background
+        or not all(isinstance(label, str) and label.strip() for label in background)
+    ):
+        raise ConfigError(
+            f"embedding_blend.background: {background!r} must be a non-empty list of label names"
+        )
     if not isinstance(blend["model"], str) or not blend["model"]:
         raise ConfigError(f"embedding_blend.model: {blend['model']!r} must be a model name or path")
     if not isinstance(blend["template"], str) or "{label}" not in blend["template"]:

@@ -202,7 +202,6 @@ class Collator:
             batch.update(self.label_tokens.batch(names))
         return batch, names
 
-
     def _fitting(self, request: Request) -> Request:
         """The request, or without its in-context examples when they leave the text too little room
         (augmentation added them; the example itself must still train)."""
