@@ -149,6 +149,7 @@ class GLiClassConfig(PretrainedConfig):
         use_segment_embeddings: bool = False,
         label_smoothing: float = 0.0,
         mask_padding: bool | None = None,
+        pool_text_before_examples: bool = False,
         embedding_blend: dict[str, Any] | None = None,
         use_calibrator: bool = False,
         calibrator_hidden_size: int = 256,
@@ -208,6 +209,10 @@ class GLiClassConfig(PretrainedConfig):
         # everylabel extension: how the text was pooled in training (True: real tokens only, False:
         # padding included as in the official poolers); None when not recorded (official checkpoints).
         self.mask_padding = mask_padding
+        # everylabel extension: pool the text vector over the text (and prompt) only, not over the
+        # in-context examples that follow it; they still reach the text through attention. False
+        # (the official models): the examples are pooled with the text and, being longer, swamp it.
+        self.pool_text_before_examples = pool_text_before_examples
         # everylabel extension: add a sentence-embedding similarity to the logits at inference
         # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale. None: no blend.
         self.embedding_blend = embedding_blend
@@ -282,6 +287,10 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError(
                 "use_calibrator: the calibrator reads one pooled text vector; pooling_strategy 'pass' "
                 "keeps every token"
+            )
+        if not isinstance(self.pool_text_before_examples, bool):
+            raise ConfigError(
+                f"pool_text_before_examples: {self.pool_text_before_examples!r} must be true or false"
             )
         if self.mask_padding is not None and not isinstance(self.mask_padding, bool):
             raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")

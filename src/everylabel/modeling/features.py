@@ -90,6 +90,15 @@ def text_from_separator(
     return shifted, attention_mask[rows, source] * inside
 
 
+def before_first(input_ids: torch.Tensor, token_id: int) -> torch.Tensor:
+    """(batch, seq) 1 before each row's first `token_id` (the whole row when it has none), else 0."""
+    seq = input_ids.shape[1]
+    positions = torch.arange(seq, device=input_ids.device).unsqueeze(0)  # (1, seq)
+    hit = input_ids == token_id
+    first = torch.where(hit.any(dim=-1, keepdim=True), hit.int().argmax(dim=-1, keepdim=True), seq)
+    return (positions < first).long()
+
+
 def segment_ids(input_ids: torch.Tensor, sep_id: int, example_id: int) -> torch.Tensor:
     """Segment of each token: 0 before the first `<<SEP>>`, 1 from it, 2 from the first `<<EXAMPLE>>`.
 

@@ -146,7 +146,10 @@ class UniEncoder(nn.Module):
         slots out of the scorer, so a row's logits do not depend on its batch.
         """
         cfg = self.config
-        label_id, sep_id, _ = cfg.special_token_ids()
+        label_id, sep_id, example_id = cfg.special_token_ids()
+        text_attention = attention_mask  # (batch, seq): the tokens the text vector may pool
+        if cfg.pool_text_before_examples:
+            text_attention = attention_mask * features.before_first(input_ids, example_id)
         if cfg.class_token_pooling == "average":
             label_vectors = features.label_vectors_average(
                 hidden,
@@ -164,14 +167,14 @@ class UniEncoder(nn.Module):
         label_mask = features.label_slot_mask(input_ids, label_id, num_slots)
 
         if cfg.extract_text_features:
-            text_states, text_mask = features.text_from_separator(hidden, input_ids, attention_mask, sep_id)
+            text_states, text_mask = features.text_from_separator(hidden, input_ids, text_attention, sep_id)
         else:
-            text_states, text_mask = hidden, attention_mask
+            text_states, text_mask = hidden, text_attention
         if cfg.use_lstm:
             text_states = self.lstm(text_states, text_mask)  # (batch, longest row, dim)
             text_mask = text_mask[:, : text_states.shape[1]]
 
-        pool_mask = text_mask if mask_padding else None
+        pool_mask = text_mask if mask_padding or cfg.pool_text_before_examples else None
         text_vectors = self.dropout(self.text_projector(pool(cfg.pooling_strategy, text_states, pool_mask)))
         label_vectors = self.classes_projector(label_vectors)
         if cfg.normalize_features:
