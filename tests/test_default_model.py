@@ -52,7 +52,6 @@ def test_the_blend_is_centred_on_fixed_background_labels(classifier: Classifier)
     for neighbours in (["cooking"], ["football"], ["politics", "music", "weather"]):
         beside = classifier.classify(text, ["sports", *neighbours])[0].scores["sports"]
         assert abs(beside - alone) < 0.25  # the model's own logit still reads its neighbours
-    assert alone >= 0.5
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[1] for c in CASES])

@@ -75,7 +75,10 @@ def rl_config(tmp_path: Path, data: Path, **overrides) -> RLConfig:
     )
 
 
-@pytest.mark.parametrize("baseline", [pytest.param("batch_mean", marks=pytest.mark.slow), "value_model"])
+# 28 s each on the 2-core machine: `-m slow`; PPO's loop runs by default in test_ppo_resumes_exactly
+@pytest.mark.parametrize(
+    "baseline", [pytest.param(b, marks=pytest.mark.slow) for b in ("batch_mean", "value_model")]
+)
 def test_ppo_raises_the_mean_reward_on_a_toy_task(tmp_path: Path, baseline: str) -> None:
     data = write_toy(tmp_path / "train.jsonl", 96)
     config = rl_config(tmp_path, data, max_steps=36, inner_iters=3, baseline=baseline, kl_beta=0.01,
@@ -184,7 +187,7 @@ def test_the_policy_loss_is_scaled_before_the_scaler_unscales_it(tmp_path: Path)
     assert scaler.calls == ["scale", "unscale", "step", "update"] * 2
 
 
-@pytest.mark.slow  # 20 s on the 2-core machine; PPO's loop runs by default in the toy task above
+@pytest.mark.slow  # 20 s on the 2-core machine; PPO's loop runs by default in test_ppo_resumes_exactly
 def test_ppo_trains_a_bi_encoder(tmp_path: Path) -> None:
     data = write_toy(tmp_path / "train.jsonl", 96)
     options = {"architecture_type": "bi-encoder", "pooling_strategy": "avg", "normalize_features": True,
