@@ -214,7 +214,8 @@ class GLiClassConfig(PretrainedConfig):
         # (the official models): the examples are pooled with the text and, being longer, swamp it.
         self.pool_text_before_examples = pool_text_before_examples
         # everylabel extension: add a sentence-embedding similarity to the logits at inference
-        # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale. None: no blend.
+        # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale, optionally
+        # background (fixed labels to centre on). None: no blend.
         self.embedding_blend = embedding_blend
         # The official learned calibrator (`modeling/calibrator.py`): per (text, label) pair an
         # inverse temperature in (0, calibrator_beta_max) and, with calibrator_use_bias, a bias.

@@ -19,6 +19,7 @@ from tests.backbones import minilm_dir
 from tests.training.runs import TOY_MODEL, config, logged
 
 
+@pytest.mark.slow  # 25 s here; training that learns runs by default in the few-shot and bi-encoder tests
 def test_loss_falls_and_eval_improves_on_a_toy_task(toy_data, tmp_path: Path) -> None:
     # The real pretrained MiniLM-L6: it knows that "football" is about "sports".
     cfg = config(minilm_dir(), toy_data, tmp_path, max_steps=36, eval_every=18, encoder_lr=1e-4, head_lr=1e-3)
