@@ -20,7 +20,7 @@ import numpy as np
 
 from everylabel import Classifier
 from everylabel.evaluation.datasets import load_named
-from everylabel.inference.embedding_blend import centred_terms
+from everylabel.inference.embedding_blend import EmbeddingBlend
 from everylabel.inference.retrieval import LABEL_TEMPLATE, EmbeddingRetriever
 from everylabel.metrics import f1_scores
 from everylabel.paths import MINILM_NAME
@@ -118,12 +118,10 @@ def main() -> int:
     sets = [r.all_labels for r in records]
     texts = [r.text for r in records]
     logits = np.concatenate(model_logits(clf, texts, sets))
-    if background is None:
-        cosines = np.concatenate([centred_terms(c, 1.0, 0.0) for c in embedder.rank(texts, sets)])
-    else:  # a ranking does not change with the centring, so the weight chosen above holds
-        n = len(background)
-        ranked = embedder.rank(texts, [[*labels, *background] for labels in sets])
-        cosines = np.concatenate([centred_terms(c[:-n], 1.0, 0.0, float(c[-n:].mean())) for c in ranked])
+    # The centred cosines as the blend computes them (weight 1, no offset); a ranking does not
+    # change with the centring, so the weight chosen above holds for a background too.
+    centring = EmbeddingBlend(embedder, weight=1.0, offset=0.0, scale=1.0, background=background)
+    cosines = np.concatenate(centring.terms(texts, sets))
     targets = np.array([r.true_labels.get(label, 0.0) for r in records for label in r.all_labels])
     offset, scale = fit_calibration(logits, cosines, targets, weight)
     offset, scale = round(offset, 4), round(scale, 4)
