@@ -13,6 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # Exports built on first use go to a cache of this test session, not the user's (subprocesses too).
 os.environ["EVERYLABEL_CACHE"] = tempfile.mkdtemp(prefix="everylabel-test-cache-")
+# dtype="auto" stays fp32 on any CPU (the oracle comparisons are fp32), bf16 CPU or not; the rule
+# itself is tested in test_runtime.py.
+os.environ["EVERYLABEL_CPU_BF16"] = "0"
 
 from tests import backbones
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from everylabel import Classifier, create_model
+from everylabel import Classifier, create_model, runtime
 from everylabel.errors import NumericalError
-from everylabel.runtime import resolve_dtype
+from everylabel.runtime import CPU_BF16_VARIABLE, resolve_dtype
 
 
 def test_auto_picks_bf16_only_where_the_gpu_has_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,6 +26,25 @@ def test_auto_picks_bf16_only_where_the_gpu_has_it_natively(monkeypatch: pytest.
     assert resolve_dtype("auto", cuda) == torch.bfloat16
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("fp16", torch.device("cpu")) == torch.float16
+
+
+def test_auto_picks_bf16_on_a_cpu_only_where_it_computes_bf16_in_hardware(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(CPU_BF16_VARIABLE)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f", "avx512bw"}))
+    assert resolve_dtype("auto", cpu) == torch.float32  # AVX-512 without BF16: emulated, slower
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"fp", "asimd", "bf16"}))  # Arm
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setenv(CPU_BF16_VARIABLE, "0")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16  # asked by name: always
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setenv(CPU_BF16_VARIABLE, "1")
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
 
 
 class _NoDevice:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Final
 
 import torch
@@ -63,8 +66,36 @@ def native_bf16(device: torch.device) -> bool:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
 
 
+# Set to 0 or 1, overrides what `cpu_native_bf16` reads off the CPU (for "auto" only).
+CPU_BF16_VARIABLE: Final = "EVERYLABEL_CPU_BF16"
+# CPU flags of bf16 matrix arithmetic in hardware: x86 AVX-512 BF16 and AMX, the Arm BF16 extension.
+_BF16_FLAGS: Final = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 products in hardware (Linux `/proc/cpuinfo` flags); without
+    them torch emulates bf16, slower than fp32. `$EVERYLABEL_CPU_BF16` (0 or 1) overrides."""
+    forced = os.environ.get(CPU_BF16_VARIABLE)
+    if forced in ("0", "1"):
+        return forced == "1"
+    return bool(cpu_flags() & _BF16_FLAGS)
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """ "auto": bf16 on a GPU that has it natively, fp16 on other GPUs, fp32 on the CPU.
+    """ "auto": bf16 on a GPU that has it natively, fp16 on other GPUs; on the CPU bf16 where it
+    computes bf16 in hardware (`cpu_native_bf16`), else fp32.
 
     Names like "bf16" and "float16" are accepted.
     """
@@ -72,7 +103,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         return dtype
     if dtype == "auto":
         if device.type != "cuda":
-            return torch.float32
+            return torch.bfloat16 if cpu_native_bf16() else torch.float32
         return torch.bfloat16 if native_bf16(device) else torch.float16
     if dtype not in DTYPE_NAMES:
         raise InputError("dtype", f"{dtype!r} is not one of 'auto', {', '.join(map(repr, DTYPE_NAMES))}")

@@ -11,6 +11,12 @@ from ..padding import pad_rows
 if TYPE_CHECKING:
     import torch
 
+# The padded-token budget of one batch on a CPU, for every runtime. On a CPU one input of a few
+# hundred tokens already keeps the matrix units busy, so bigger batches only add padding: 1024 gave
+# 15-36% more texts/s than 16384 on mixed-length texts, and the same on short ones
+# (docs/benchmarks.md, "CPU speed against the peak").
+CPU_BATCH_TOKENS = 1024
+
 
 def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int) -> list[list[int]]:
     """Group item indices into batches of similar length.

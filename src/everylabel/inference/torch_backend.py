@@ -16,6 +16,7 @@ from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
+from .batching import CPU_BATCH_TOKENS
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
 from .retrieval import EmbeddingRetriever
 
@@ -49,7 +50,7 @@ class TorchBackend:
             config.pooling_mask_padding(default=True) if mask_padding is None else mask_padding
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.default_batch_tokens = 16384 if self.device.type == "cpu" else 262144
+        self.default_batch_tokens = CPU_BATCH_TOKENS if self.device.type == "cpu" else 262144
         self.label_vectors: LabelVectors | None = None
         if config.is_bi_encoder:
             self.label_vectors = LabelVectors(

@@ -32,7 +32,14 @@ from .manifest import FORMAT, MANIFEST, is_onnx_export
 DEFAULT_MAX_BYTES: Final = 2 * 2**30
 LAST_USED: Final = ".last-used"
 # The code whose change changes the graphs: the export itself and the model it traces.
-_CODE: Final = ("onnx/export.py", "onnx/quantize.py", "onnx/manifest.py", "config.py", "modeling")
+_CODE: Final = (
+    "onnx/export.py",
+    "onnx/fusion.py",
+    "onnx/quantize.py",
+    "onnx/manifest.py",
+    "config.py",
+    "modeling",
+)
 # Private build folders older than this are a killed build's leftovers.
 _STALE_BUILD_SECONDS: Final = 3600
 

@@ -20,8 +20,8 @@ class OnnxClassifier(Classifier):
     Options as `Classifier`'s where they apply: the engine's (`max_length`, `batch_size`,
     `max_batch_tokens`, `min_text_tokens`, `descriptions`, `embedding_blend`), `label_cache_size`,
     `calibration` (True: the one stored in the export, copied from the checkpoint; False: none);
-    `threads` sets onnxruntime's intra-op threads (default: its own choice). The pooling mode is the one the
-    export fixed in its graphs (`mask_padding` in the manifest).
+    `threads` sets onnxruntime's intra-op threads (default: the cores the process may use). The
+    pooling mode is the one the export fixed in its graphs (`mask_padding` in the manifest).
     """
 
     def __init__(

@@ -13,13 +13,17 @@
 The pooling mode (`mask_padding`) is the Classifier's default for the checkpoint and is fixed in
 the graph. Every graph is run on inputs other than those it was traced with, against the torch
 model, before the export is kept (fp32 logits within 1e-4); those inputs and outputs are written
-as `parity.npz`. `int8=True` then quantizes the weights of the text and label graphs dynamically
-(the embedding graph too with `int8_embedding=True`; see `quantize.py`); the agreement with fp32
-is measured and written into the manifest.
+as `parity.npz`. The backbones are traced with eager attention, and each graph of a BERT-family
+backbone is then fused (`fusion.py`: attention, skip layer norm, bias GELU, embedding layer norm);
+the fused graph is kept only if it passes the same check, and the manifest records what fused.
+`int8=True` then quantizes the weights of the text and label graphs dynamically (the embedding
+graph too with `int8_embedding=True`; see `quantize.py`); the agreement with fp32 is measured and
+written into the manifest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -30,6 +34,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from ..adapters import is_lora, merge_lora
 from ..digests import model_sources
@@ -39,9 +44,11 @@ from ..inference.engine import ClassifierEngine
 from ..inference.label_vectors import slot_inputs
 from ..inference.torch_backend import TorchBackend
 from ..loading import load_model
+from ..modeling import GLiClassModel
 from ..padding import pad_rows
 from ..paths import PathLike, resolve_path
 from ..tokenization import load_label_tokenizer
+from .fusion import fusable, fuse_graph
 from .manifest import MANIFEST, OnnxManifest, TokenizerInfo, is_onnx_export
 from .runtime import Session
 
@@ -143,6 +150,14 @@ def _model(clf: ClassifierEngine) -> Any:
     return _backend(clf).model
 
 
+def eager_attention(model: nn.Module) -> None:
+    """Every backbone in `model` on eager attention, the pattern the fusions recognise."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and not isinstance(module, GLiClassModel):
+            with contextlib.suppress(ValueError, ImportError, AttributeError):
+                module.set_attn_implementation("eager")
+
+
 def check_exportable(config: Any, opset: int) -> None:
     """Refuse what the graphs cannot reproduce, naming the option."""
     if not isinstance(opset, int) or opset < MIN_OPSET:
@@ -163,6 +178,7 @@ def export_onnx(
     int8_embedding: bool = False,
     replace: bool = True,
     force: bool = False,
+    fuse: bool = True,
 ) -> Path:
     """Export the checkpoint at `model` into the folder `out` (written whole, then moved in place).
 
@@ -179,6 +195,8 @@ def export_onnx(
     check_exportable(gliclass.config, opset)
     if is_lora(gliclass):
         merge_lora(gliclass)
+    if fuse:
+        eager_attention(gliclass)
     options: dict[str, Any] = {}
     if gliclass.config.is_bi_encoder:
         options["label_tokenizer"] = load_label_tokenizer(gliclass.config, str(resolve_path(model)))
@@ -187,7 +205,7 @@ def export_onnx(
     work = out.parent / f".export-{out.name}-{os.getpid()}-{secrets.token_hex(4)}"
     work.mkdir()  # with the user's umask, as the finished folder keeps it
     try:
-        manifest = _write_graphs(clf, work, opset, str(model))
+        manifest = _write_graphs(clf, work, opset, str(model), fuse)
         if int8:
             from .quantize import quantize_export
 
@@ -247,7 +265,7 @@ def _move_into_place(work: Path, out: Path, replace: bool) -> None:
             raise  # not a finished export of another process
 
 
-def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str) -> OnnxManifest:
+def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str, fuse: bool) -> OnnxManifest:
     config = _model(clf).config
     tokenizer: Any = clf.tokenizer
     tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
@@ -266,7 +284,7 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str) 
     trace = clf.prepare(_TEXTS[:2], [labels[:2] for labels in _LABELS[:2]])
     check = clf.prepare(_TEXTS, _LABELS)
     if config.is_bi_encoder:
-        _write_bi_encoder(clf, folder, opset, manifest, trace, check, parity)
+        _write_bi_encoder(clf, folder, opset, manifest, trace, check, parity, fuse)
     else:
         graph = _UniGraph(_model(clf), clf.mask_padding)
         axes = {
@@ -289,9 +307,10 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str) 
             expected = graph(ids, mask, slots).numpy()
         feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "label_slots": slots.numpy()}
         _check(folder / "model.onnx", feeds, expected, "model.onnx")
+        _fuse(folder / "model.onnx", feeds, expected, _model(clf).encoder.config, manifest, fuse)
         parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
     if clf.blend is not None:
-        _write_embedding(clf, folder, opset, manifest, parity)
+        _write_embedding(clf, folder, opset, manifest, parity, fuse)
     np.savez(folder / "parity.npz", **cast(dict[str, Any], parity))
     return manifest
 
@@ -302,14 +321,49 @@ def _uni_inputs(clf: ClassifierEngine, prepared: Any) -> tuple[torch.Tensor, tor
     return torch.from_numpy(ids), torch.from_numpy(mask), slots
 
 
-def _check(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray, name: str) -> None:
+def _difference(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray) -> float:
+    """The graph's largest difference from `expected` on `feeds` (inf when the shapes differ)."""
     got = Session(path, None).run(feeds)
-    if got.shape != expected.shape or not np.allclose(got, expected, atol=PARITY_TOLERANCE, rtol=0):
-        worst = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+    return float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+
+
+def _check(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray, name: str) -> None:
+    worst = _difference(path, feeds, expected)
+    if not worst <= PARITY_TOLERANCE:
         raise NotSupportedError(
-            f"{name}: the ONNX graph differs from the torch model by {worst:.2e} (shapes {got.shape} vs "
-            f"{expected.shape}); this model's options do not export faithfully"
+            f"{name}: the ONNX graph differs from the torch model by {worst:.2e}; this model's options "
+            "do not export faithfully"
         )
+
+
+def _fuse(
+    path: Path,
+    feeds: dict[str, np.ndarray],
+    expected: np.ndarray,
+    backbone: Any,
+    manifest: OnnxManifest,
+    enabled: bool,
+) -> None:
+    """Replace the (checked) graph at `path` by its fused form if that passes the same check; the
+    manifest records the fused node counts, or why the plain graph was kept."""
+    if not enabled:
+        manifest.fusion[path.stem] = {"kept_plain": "not asked (fuse=False)"}
+        return
+    if not fusable(backbone):
+        manifest.fusion[path.stem] = {"kept_plain": f"no fusions for {backbone.model_type!r} backbones"}
+        return
+    fused = path.with_name(f"{path.stem}.fused.onnx")
+    counts = fuse_graph(path, fused, backbone)
+    if not counts:
+        manifest.fusion[path.stem] = {"kept_plain": "no fusion pattern matched"}
+        return
+    worst = _difference(fused, feeds, expected)
+    if worst <= PARITY_TOLERANCE:
+        os.replace(fused, path)
+        manifest.fusion[path.stem] = {"fused": counts, "max_abs_difference": worst}
+    else:
+        fused.unlink()
+        manifest.fusion[path.stem] = {"kept_plain": f"the fused graph differs by {worst:.2e}"}
 
 
 def _write_bi_encoder(
@@ -320,6 +374,7 @@ def _write_bi_encoder(
     trace: Any,
     check: Any,
     parity: dict,
+    fuse: bool,
 ) -> None:
     vectors = _backend(clf).label_vectors
     assert vectors is not None
@@ -355,6 +410,10 @@ def _write_bi_encoder(
         expected_vectors = label_graph(ids, mask)
     feeds = {"label_input_ids": ids.numpy(), "label_attention_mask": mask.numpy()}
     _check(folder / "label_encoder.onnx", feeds, expected_vectors.numpy(), "label_encoder.onnx")
+    label_backbone = _model(clf).label_encoder
+    _fuse(
+        folder / "label_encoder.onnx", feeds, expected_vectors.numpy(), label_backbone.config, manifest, fuse
+    )
     parity.update(
         {f"labels.{k}": v for k, v in feeds.items()}, **{"labels.label_vectors": expected_vectors.numpy()}
     )
@@ -389,11 +448,12 @@ def _write_bi_encoder(
         )
     )
     _check(folder / "model.onnx", feeds, expected, "model.onnx")
+    _fuse(folder / "model.onnx", feeds, expected, _model(clf).encoder.config, manifest, fuse)
     parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
 
 
 def _write_embedding(
-    clf: ClassifierEngine, folder: Path, opset: int, manifest: OnnxManifest, parity: dict
+    clf: ClassifierEngine, folder: Path, opset: int, manifest: OnnxManifest, parity: dict, fuse: bool
 ) -> None:
     assert clf.blend is not None
     retriever: Any = clf.blend.retriever
@@ -407,6 +467,8 @@ def _write_embedding(
         "embedding_tokenizer.json", retriever.pad_id, list(retriever.tokenizer.all_special_ids), width
     )
     manifest.embedding_blend = dict(_model(clf).config.embedding_blend)
+    if fuse:
+        eager_attention(retriever.model)
     graph = _EmbeddingGraph(retriever.model.float())
     axes = {
         "input_ids": {0: "batch", 1: "sequence"},
@@ -427,4 +489,5 @@ def _write_embedding(
         expected = graph(ids, mask).numpy()
     feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
     _check(folder / "embedding.onnx", feeds, expected, "embedding.onnx")
+    _fuse(folder / "embedding.onnx", feeds, expected, retriever.model.config, manifest, fuse)
     parity.update({f"embedding.{k}": v for k, v in feeds.items()}, **{"embedding.embedding": expected})

@@ -46,6 +46,7 @@ class OnnxManifest:
     label_width: int = 0  # a bi-encoder's label vector size
     source: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
+    fusion: dict[str, Any] = field(default_factory=dict)  # per graph: fused node counts, or why not
     format: int = FORMAT
 
     def save(self, folder: Path) -> None:

@@ -28,6 +28,7 @@ WEIGHT_TYPES = ("qint8", "quint8")
 def quantize_export(
     folder: Path, manifest: OnnxManifest, weight_type: str, reduce_range: bool, embedding: bool = False
 ) -> None:
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -42,7 +43,11 @@ def quantize_export(
         path = folder / f"{name}.onnx"
         prepared = folder / f"{name}.pre.onnx"
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(path), weight_type=kind, reduce_range=reduce_range)
+        # Shape inference does not type the outputs of onnxruntime's fused nodes (fusion.py): they are float.
+        extra = {"DefaultTensorType": TensorProto.FLOAT}
+        quantize_dynamic(
+            str(prepared), str(path), weight_type=kind, reduce_range=reduce_range, extra_options=extra
+        )
         prepared.unlink()
     manifest.int8 = True
     manifest.quantization = {"weight_type": weight_type, "reduce_range": reduce_range, "graphs": quantized}

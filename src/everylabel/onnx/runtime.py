@@ -17,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import InputError, NumericalError
+from ..inference.batching import CPU_BATCH_TOKENS
 from ..inference.shortlists import LABEL_TEMPLATE, piece_batches, window_pieces
 from ..inference.vector_cache import LABEL_VECTOR_CACHE_SIZE, LabelVectorCache
 from ..label_tokens import LabelTokens
@@ -28,16 +29,23 @@ from .manifest import OnnxManifest, TokenizerInfo
 LABEL_BATCH = 256
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not all the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Session:
     """An onnxruntime session fed only the inputs its graph kept (the exporter drops unused ones,
-    such as the attention mask of a model that reads the embedding layer)."""
+    such as the attention mask of a model that reads the embedding layer). Its intra-op threads are
+    `threads`, else the cores the process may use, set once when it opens."""
 
     def __init__(self, path: Path, threads: int | None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or usable_cores()
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
@@ -160,7 +168,7 @@ class OnnxBackend:
         self.tokenizer = _tokenizer(self.folder, manifest.text)
         self.pad_id = manifest.text.pad_token_id
         self.mask_padding = manifest.mask_padding
-        self.default_batch_tokens = 16384
+        self.default_batch_tokens = CPU_BATCH_TOKENS
         self.session = open_session(self.folder / "model.onnx", threads)
         self.label_encoder: OnnxLabelEncoder | None = None
         if manifest.label is not None:
