@@ -17,6 +17,7 @@ from everylabel.onnx import OnnxClassifier, export_onnx
 from everylabel.onnx import export as export_module
 from everylabel.onnx.manifest import OnnxManifest
 from tests import oracle
+from tests.test_cli import run
 from tests.test_onnx import assert_same_logits, save_checkpoint
 
 
@@ -89,3 +90,32 @@ def test_a_bi_encoders_label_graph_is_fused_too(backbone_dir, tmp_path) -> None:
     assert fusion["label_encoder"]["fused"]["Attention"] >= 1
     assert fusion["model"]["fused"]["Attention"] >= 1
     assert_same_logits(Classifier.from_pretrained(folder, device="cpu"), OnnxClassifier(out))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_int8_quantizes_the_fused_graph_per_tensor_or_per_channel(
+    bert_checkpoint, tmp_path, per_channel
+) -> None:
+    out = export_onnx(bert_checkpoint, tmp_path / "int8", int8=True, per_channel=per_channel)
+    manifest = OnnxManifest.load(out)
+    assert manifest.quantization["per_channel"] is per_channel
+    assert manifest.quantization["model_max_abs_difference"] < 0.5
+    graph = onnx.load(str(out / "model.onnx")).graph
+    types = collections.Counter(node.op_type for node in graph.node)
+    assert types["QAttention"] >= 1 and types["Attention"] == 0  # the fused attention, quantized
+    scales = [
+        len(t.float_data) or len(t.raw_data) // 4 for t in graph.initializer if t.name.endswith("_scale")
+    ]
+    assert scales and (max(scales) > 1) is per_channel  # one scale per output channel, or one per weight
+    results = OnnxClassifier(out).classify(["The striker scored twice."], ["sports", "politics"])
+    assert len(results[0].scores) == 2
+
+
+def test_the_command_line_passes_no_fuse_and_per_tensor(capsys, bert_checkpoint, tmp_path) -> None:
+    out = tmp_path / "onnx"
+    args = ["export", "onnx", "--model", str(bert_checkpoint), "--out", str(out), "--int8", "--per-tensor"]
+    code, _, err = run(capsys, *args, "--no-fuse")
+    assert code == 0, err
+    manifest = OnnxManifest.load(out)
+    assert manifest.fusion["model"] == {"kept_plain": "not asked (fuse=False)"}
+    assert manifest.quantization["per_channel"] is False

@@ -196,6 +196,16 @@ def _add_export(commands: Any) -> None:
     onnx.add_argument("--weight-type", choices=("qint8", "quint8"), default="qint8", help="int8 weight type")
     onnx.add_argument("--reduce-range", action="store_true", help="7-bit weights (older CPUs without VNNI)")
     onnx.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="with --int8, one scale per weight (default: per output channel)",
+    )
+    onnx.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="keep the graphs as traced (no attention, layer-norm fusions)",
+    )
+    onnx.add_argument(
         "--int8-embedding", action="store_true", help="with --int8, quantize an embedding blend's graph too"
     )
     onnx.add_argument(
@@ -472,8 +482,10 @@ def export_command(args: argparse.Namespace) -> int:
         opset=args.opset,
         weight_type=args.weight_type,
         reduce_range=args.reduce_range,
+        per_channel=not args.per_tensor,
         int8_embedding=args.int8_embedding,
         force=args.force,
+        fuse=not args.no_fuse,
     )
     manifest = OnnxManifest.load(folder)
     graphs = ", ".join(f"{p.name} {_mib(p.stat().st_size)}" for p in sorted(folder.glob("*.onnx")))

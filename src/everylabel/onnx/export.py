@@ -175,6 +175,7 @@ def export_onnx(
     opset: int = MIN_OPSET,
     weight_type: str = "qint8",
     reduce_range: bool = False,
+    per_channel: bool = True,
     int8_embedding: bool = False,
     replace: bool = True,
     force: bool = False,
@@ -209,7 +210,7 @@ def export_onnx(
         if int8:
             from .quantize import quantize_export
 
-            quantize_export(work, manifest, weight_type, reduce_range, int8_embedding)
+            quantize_export(work, manifest, weight_type, reduce_range, int8_embedding, per_channel)
         manifest.save(work)
         calibration = Path(resolve_path(model)) / CALIBRATION_FILE
         if calibration.is_file():  # applied to the graphs' logits by the runtime, as by torch

@@ -26,7 +26,12 @@ WEIGHT_TYPES = ("qint8", "quint8")
 
 
 def quantize_export(
-    folder: Path, manifest: OnnxManifest, weight_type: str, reduce_range: bool, embedding: bool = False
+    folder: Path,
+    manifest: OnnxManifest,
+    weight_type: str,
+    reduce_range: bool,
+    embedding: bool = False,
+    per_channel: bool = False,
 ) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -46,11 +51,21 @@ def quantize_export(
         # Shape inference does not type the outputs of onnxruntime's fused nodes (fusion.py): they are float.
         extra = {"DefaultTensorType": TensorProto.FLOAT}
         quantize_dynamic(
-            str(prepared), str(path), weight_type=kind, reduce_range=reduce_range, extra_options=extra
+            str(prepared),
+            str(path),
+            weight_type=kind,
+            reduce_range=reduce_range,
+            per_channel=per_channel,
+            extra_options=extra,
         )
         prepared.unlink()
     manifest.int8 = True
-    manifest.quantization = {"weight_type": weight_type, "reduce_range": reduce_range, "graphs": quantized}
+    manifest.quantization = {
+        "weight_type": weight_type,
+        "reduce_range": reduce_range,
+        "per_channel": per_channel,
+        "graphs": quantized,
+    }
     manifest.quantization.update(agreement(folder, manifest))
 
 
