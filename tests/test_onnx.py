@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -162,6 +163,30 @@ def test_the_default_model_exports_with_its_embedding_blend(default_export: Path
         texts, ["sports", "cooking", "politics"], shortlist=2
     )  # the embedding graph ranks
     assert short[0].shortlist is not None and "sports" in short[0].shortlist.labels
+
+
+def test_the_blend_background_ships_embedded_and_gives_the_same_scores(default_export, tmp_path) -> None:
+    from everylabel.onnx.runtime import BACKGROUND_FILE
+
+    manifest = json.loads((default_export / "everylabel_onnx.json").read_text())
+    background = manifest["embedding_blend"]["background"]
+    with np.load(default_export / BACKGROUND_FILE) as stored:
+        assert stored["labels"].tolist() == background
+        assert stored["vectors"].shape == (len(background), 384)
+    seeded = OnnxClassifier(default_export)
+    retriever = seeded.blend.retriever
+    assert len(retriever.cache.get(background)) == len(background)  # before any call
+    bare = tmp_path / "bare"
+    shutil.copytree(default_export, bare)
+    (bare / BACKGROUND_FILE).unlink()
+    unseeded = OnnxClassifier(bare)
+    assert not unseeded.blend.retriever.cache.get(background)
+    texts = ["The striker scored twice.", "Bake the bread until golden."]
+    a = seeded.classify(texts, ["sports", "cooking", "politics"])
+    b = unseeded.classify(texts, ["sports", "cooking", "politics"])
+    for x, y in zip(a, b, strict=True):
+        assert x.scores.keys() == y.scores.keys()
+        assert all(abs(x.scores[k] - y.scores[k]) < 1e-6 for k in x.scores)
 
 
 def test_int8_export_loads_and_agrees_on_unambiguous_texts(tmp_path) -> None:

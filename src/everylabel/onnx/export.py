@@ -50,7 +50,7 @@ from ..paths import PathLike, resolve_path
 from ..tokenization import load_label_tokenizer
 from .fusion import fusable, fuse_graph
 from .manifest import MANIFEST, OnnxManifest, TokenizerInfo, is_onnx_export
-from .runtime import Session
+from .runtime import BACKGROUND_FILE, OnnxBackend, Session
 
 MIN_OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -212,6 +212,7 @@ def export_onnx(
 
             quantize_export(work, manifest, weight_type, reduce_range, int8_embedding, per_channel)
         manifest.save(work)
+        write_background_vectors(work, manifest)
         calibration = Path(resolve_path(model)) / CALIBRATION_FILE
         if calibration.is_file():  # applied to the graphs' logits by the runtime, as by torch
             shutil.copy2(calibration, work / CALIBRATION_FILE)
@@ -219,6 +220,20 @@ def export_onnx(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def write_background_vectors(folder: Path, manifest: OnnxManifest) -> None:
+    """An embedding blend's background labels embedded by the folder's own (final) embedding graph,
+    written beside it, so that a fresh process does not embed them on its first call."""
+    blend = manifest.embedding_blend
+    if not blend or not blend.get("background"):
+        return
+    backend = OnnxBackend(folder)
+    retriever = backend.embedding_retriever(str(blend["model"]), str(blend["template"]))
+    assert retriever is not None
+    labels = list(blend["background"])
+    vectors = retriever.label_vectors(labels)  # (labels, width)
+    np.savez(folder / BACKGROUND_FILE, labels=np.array(labels), vectors=vectors, template=blend["template"])
 
 
 def check_destination(model: PathLike, out: Path, force: bool = False) -> None:

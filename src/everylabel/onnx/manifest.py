@@ -7,6 +7,7 @@ Folder layout:
     embedding.onnx         models with an embedding blend: text -> unit sentence vector
     tokenizer.json, label_tokenizer.json, embedding_tokenizer.json   the matching tokenizers
     parity.npz             inputs and the torch model's outputs on them, checked at export
+    background_vectors.npz an embedding blend's background labels, embedded by embedding.onnx
 """
 
 from __future__ import annotations

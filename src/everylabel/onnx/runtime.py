@@ -27,6 +27,9 @@ from .fast_tokenizer import FastTokenizer
 from .manifest import OnnxManifest, TokenizerInfo
 
 LABEL_BATCH = 256
+# An embedding blend's background labels, embedded by the export's own graph (`export.py`), so that
+# the first call does not embed them: (labels, vectors, template).
+BACKGROUND_FILE = "background_vectors.npz"
 
 
 def usable_cores() -> int:
@@ -189,6 +192,7 @@ class OnnxBackend:
                 cache_size=label_cache_size,
             )
             self._embedders[LABEL_TEMPLATE] = self.embedder
+            self._load_background()
 
     @property
     def architecture_type(self) -> str:
@@ -242,6 +246,16 @@ class OnnxBackend:
                     self.embedder.session, self.embedder.tokenizer, self.embedder.width, template
                 )
             return self._embedders[template]
+
+    def _load_background(self) -> None:
+        """The background labels' vectors into the blend's label cache, if the export holds them."""
+        path = self.folder / BACKGROUND_FILE
+        if not path.is_file() or self.embedding_model is None:
+            return
+        with np.load(path) as stored:
+            retriever = self.embedding_retriever(self.embedding_model, str(stored["template"]))
+            assert retriever is not None
+            retriever.cache.put(dict(zip(stored["labels"].tolist(), stored["vectors"], strict=True)))
 
     @property
     def embedding_model(self) -> str | None:
