@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 # The padded-token budget of one batch on a CPU, for every runtime. On a CPU one input of a few
 # hundred tokens already keeps the matrix units busy, so bigger batches only add padding: 1024 gave
-# 15-36% more texts/s than 16384 on mixed-length texts, and the same on short ones
-# (docs/benchmarks.md, "CPU speed against the peak").
+# 19-49% more texts/s than 16384 on mixed-length texts and 1-6% more on short ones
+# (benchmarks/cpu_batch_budget.py; docs/benchmarks.md, "CPU speed against the peak").
 CPU_BATCH_TOKENS = 1024
 
 
