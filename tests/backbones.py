@@ -15,9 +15,12 @@ from transformers import (
     MPNetConfig,
     PretrainedConfig,
     PreTrainedTokenizerBase,
+    T5Config,
 )
 
 FAMILIES = ("bert", "deberta-v2", "deberta-v3", "modernbert", "electra", "mpnet")
+# Encoder-decoder backbones (the encoder-decoder architectures), with the MiniLM tokenizer.
+SEQ2SEQ_FAMILIES = ("t5",)
 HIDDEN = 32
 
 
@@ -69,6 +72,21 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedCo
         return ElectraConfig(**common, **no_dropout, embedding_size=16)
     if family == "mpnet":
         return MPNetConfig(**common, **no_dropout)
+    if family == "t5":
+        return T5Config(
+            vocab_size=len(tokenizer),
+            d_model=HIDDEN,
+            d_kv=16,
+            d_ff=64,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=2,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
     if family == "modernbert":
         return ModernBertConfig(
             **common,

@@ -110,3 +110,16 @@ def official_bi_checkpoint(backbone: Path, label_backbone: Path, out: Path, **op
     return official_checkpoint(
         backbone, out, label_model_name=str(label_backbone), label_model_config=label_config, **options
     )
+
+
+def load_official_seq2seq(path: Path) -> OfficialModel:
+    """An official encoder-decoder checkpoint loaded as the official model meant it.
+
+    Under transformers 5 the official loader ties T5's encoder token embeddings back to `shared`
+    but not the decoder's, which it leaves random (the checkpoint stores the tied matrix once);
+    everylabel ties both. Tied here as well, so that the comparison is of the models, not of that.
+    """
+    model = load_official(path)
+    backbone = model.model.encoder_decoder_model
+    backbone.decoder.embed_tokens.weight = backbone.shared.weight
+    return model

@@ -101,7 +101,11 @@ def test_int8_quantizes_the_fused_graph_per_tensor_or_per_channel(
     assert manifest.quantization["per_channel"] is per_channel
     assert manifest.quantization["model_max_abs_difference"] < 0.5
     graph = onnx.load(str(out / "model.onnx")).graph
-    types = collections.Counter(node.op_type for node in graph.node)
+    kept = manifest.quantization["kept_fp32"]["model"]
+    assert len(kept) == 2 and all(error > 0 for error in kept.values())  # the default: the 2 worst nodes
+    nodes = {node.name: node.op_type for node in graph.node}
+    assert all(nodes[name] in ("MatMul", "Attention") for name in kept)  # kept fp32, by name
+    types = collections.Counter(op for name, op in nodes.items() if name not in kept)
     assert types["QAttention"] >= 1 and types["Attention"] == 0  # the fused attention, quantized
     scales = [
         len(t.float_data) or len(t.raw_data) // 4 for t in graph.initializer if t.name.endswith("_scale")
@@ -111,11 +115,12 @@ def test_int8_quantizes_the_fused_graph_per_tensor_or_per_channel(
     assert len(results[0].scores) == 2
 
 
-def test_the_command_line_passes_no_fuse_and_per_tensor(capsys, bert_checkpoint, tmp_path) -> None:
+def test_the_command_line_passes_no_fuse_per_tensor_and_keep_fp32(capsys, bert_checkpoint, tmp_path) -> None:
     out = tmp_path / "onnx"
     args = ["export", "onnx", "--model", str(bert_checkpoint), "--out", str(out), "--int8", "--per-tensor"]
-    code, _, err = run(capsys, *args, "--no-fuse")
+    code, _, err = run(capsys, *args, "--no-fuse", "--keep-fp32", "0")
     assert code == 0, err
     manifest = OnnxManifest.load(out)
     assert manifest.fusion["model"] == {"kept_plain": "not asked (fuse=False)"}
     assert manifest.quantization["per_channel"] is False
+    assert manifest.quantization["kept_fp32"] == {"model": {}}  # --keep-fp32 0: every weight node int8

@@ -24,13 +24,13 @@ from .tokenization import load_label_tokenizer, load_tokenizer, save_label_token
 
 ADAPTER_MARKER = "everylabel_adapter.json"
 # The backbones that get LoRA adapters, by attribute of `model.model`, and their adapter folders.
-_ADAPTED = {"encoder_model": "adapter", "label_encoder": "label_adapter"}
+_ADAPTED = {"encoder_model": "adapter", "encoder_decoder_model": "adapter", "label_encoder": "label_adapter"}
 _BACKBONE_PREFIXES = tuple(f"model.{name}." for name in _ADAPTED)
 
 
 def _backbone_names(model: GLiClassModel) -> list[str]:
-    """The text encoder, and a bi-encoder's label encoder."""
-    return list(_ADAPTED) if model.config.is_bi_encoder else ["encoder_model"]
+    """The backbone (text encoder or encoder-decoder), and a bi-encoder's label encoder."""
+    return [model.backbone_name, "label_encoder"] if model.config.is_bi_encoder else [model.backbone_name]
 
 
 def apply_lora(
@@ -50,7 +50,7 @@ def apply_lora(
 
     inner: Any = model.model
     for name in _backbone_names(model):
-        marked = name == "encoder_model" and model.config.uses_label_tokens
+        marked = name == model.backbone_name and model.config.uses_label_tokens
         tokens = list(model.config.special_token_ids()) if train_special_tokens and marked else None
         config = LoraConfig(
             r=r,
@@ -76,12 +76,13 @@ def continue_lora(model: GLiClassModel) -> GLiClassModel:
 
 def lora_settings(model: GLiClassModel) -> tuple[int, int]:
     """(r, alpha) of the text encoder's adapter."""
-    config: Any = model.model.encoder_model.peft_config["default"]
+    encoder: Any = model.encoder
+    config: Any = encoder.peft_config["default"]
     return int(config.r), int(config.lora_alpha)
 
 
 def is_lora(model: GLiClassModel) -> bool:
-    return hasattr(model.model.encoder_model, "peft_config")
+    return hasattr(model.encoder, "peft_config")
 
 
 def merge_lora(model: GLiClassModel) -> GLiClassModel:
@@ -106,7 +107,7 @@ def _head_state(model: GLiClassModel) -> dict[str, torch.Tensor]:
 
 
 def _base_encoder(model: GLiClassModel) -> Any:
-    encoder: Any = model.model.encoder_model
+    encoder: Any = model.encoder
     return encoder.get_base_model() if is_lora(model) else encoder
 
 

@@ -201,6 +201,13 @@ def _add_export(commands: Any) -> None:
         help="with --int8, one scale per weight (default: per output channel)",
     )
     onnx.add_argument(
+        "--keep-fp32",
+        type=int,
+        metavar="N",
+        help="with --int8, keep the N weight nodes whose int8 error is largest in fp32 "
+        "(measured on the parity inputs; default 2, 0 quantizes all)",
+    )
+    onnx.add_argument(
         "--no-fuse",
         action="store_true",
         help="keep the graphs as traced (no attention, layer-norm fusions)",
@@ -483,6 +490,7 @@ def export_command(args: argparse.Namespace) -> int:
         weight_type=args.weight_type,
         reduce_range=args.reduce_range,
         per_channel=not args.per_tensor,
+        keep_fp32=args.keep_fp32,
         int8_embedding=args.int8_embedding,
         force=args.force,
         fuse=not args.no_fuse,

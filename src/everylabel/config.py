@@ -24,9 +24,18 @@ ProblemType = Literal["single_label_classification", "multi_label_classification
 FocalReduction = Literal["mean", "sum"]
 
 # Architectures this version can build; the others are valid config values that get a clear error.
-SUPPORTED_ARCHITECTURES: Final = ("uni-encoder", "bi-encoder", "bi-encoder-fused")
+SUPPORTED_ARCHITECTURES: Final = (
+    "uni-encoder",
+    "bi-encoder",
+    "bi-encoder-fused",
+    "encoder-decoder",
+    "encoder-decoder-cls",
+)
 # Architectures with a separate label encoder (`label_model_name`, `label_model_config`).
 BI_ENCODERS: Final = ("bi-encoder", "bi-encoder-fused")
+# Architectures on an encoder-decoder backbone (T5, mT5, UMT5): the text and the labels are two
+# sequences, one for the encoder and one for the decoder.
+ENCODER_DECODERS: Final = ("encoder-decoder", "encoder-decoder-cls")
 
 CONFIG_FORMAT_VERSION: Final = 1
 
@@ -240,6 +249,11 @@ class GLiClassConfig(PretrainedConfig):
         return self.architecture_type in BI_ENCODERS
 
     @property
+    def uses_encoder_decoder(self) -> bool:
+        """Text and labels in two sequences of an encoder-decoder backbone (see `ENCODER_DECODERS`)."""
+        return self.architecture_type in ENCODER_DECODERS
+
+    @property
     def uses_label_tokens(self) -> bool:
         """Whether the text input carries `<<LABEL>>` markers (all but the plain bi-encoder)."""
         return self.architecture_type != "bi-encoder"
@@ -328,6 +342,25 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError("squeeze_layers: needs a backbone with at least 2 layers")
         if self.is_bi_encoder:
             self._validate_bi_encoder()
+        if self.uses_encoder_decoder:
+            self._validate_encoder_decoder()
+
+    def _validate_encoder_decoder(self) -> None:
+        if not getattr(self.encoder_config, "is_encoder_decoder", False):
+            raise ConfigError(
+                f"encoder_config: architecture_type {self.architecture_type!r} needs an encoder-decoder "
+                f"backbone (T5, mT5, UMT5), not {self.encoder_config.model_type!r}"
+            )
+        if self.architecture_type == "encoder-decoder-cls" and self.pooling_strategy == "pass":
+            raise ConfigError(
+                "pooling_strategy: 'encoder-decoder-cls' reads the text at its last token; 'pass' keeps "
+                "every token"
+            )
+        if self.use_segment_embeddings:
+            raise ConfigError(
+                f"use_segment_embeddings: the {self.architecture_type} reads text and labels apart; "
+                "segment embeddings mark them within one sequence"
+            )
 
     def _validate_bi_encoder(self) -> None:
         if self.label_model_config is None:

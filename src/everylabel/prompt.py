@@ -12,6 +12,11 @@ every user string is tokenised on its own with special-token matching off, and t
 The bi-encoders read label names with their own label encoder: `bi-encoder-fused` keeps the
 layout with bare markers (`<<LABEL>><<LABEL>><<SEP>>`), the plain `bi-encoder` reads only
 `[CLS] prompt text [SEP]` (no markers, no examples) and scores every label against that one text.
+
+The encoder-decoder architectures read two sequences ("split"): the text with its examples
+`[CLS] text examples [SEP]`, and the label block `[CLS] <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt [SEP]`
+(`Pass.label_ids`). Each has the whole token budget: the text is cut or split to fit its own, the
+labels are grouped to fit theirs.
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime lays out inputs he
 
 Truncation = Literal["warn", "error", "chunk"]
 DescriptionMode = Literal["label", "text", "ignore"]
-# What the text input holds of the labels: names after markers, bare markers, or nothing.
-Layout = Literal["names", "markers", "none"]
+# What the text input holds of the labels: names after markers, bare markers, or nothing; or
+# "split": the labels (names after markers) are a second sequence beside the text.
+Layout = Literal["names", "markers", "none", "split"]
 
 
 def layout_of(config: GLiClassConfig) -> Layout:
     if config.architecture_type == "bi-encoder":
         return "none"
+    if config.architecture_type in ("encoder-decoder", "encoder-decoder-cls"):
+        return "split"
     return "markers" if config.architecture_type == "bi-encoder-fused" else "names"
 
 
@@ -73,6 +81,12 @@ class Pass:
     window: int
     input_ids: list[int]
     num_labels: int
+    label_ids: list[int] | None = None  # the label block's own sequence, in the "split" layout
+
+    @property
+    def tokens(self) -> int:
+        """Token ids the model reads for this pass (both sequences in the "split" layout)."""
+        return len(self.input_ids) + (len(self.label_ids) if self.label_ids is not None else 0)
 
 
 @dataclass
@@ -128,7 +142,8 @@ class _Parts:
 
 
 def _tokens(part: _Parts) -> int:
-    """Token ids over all of a laid-out request's passes, but for the tokenizer's wrapping ones."""
+    """Token ids over all of a laid-out request's passes, but for the tokenizer's wrapping ones
+    (counted the same way for the "split" layout's two sequences)."""
     fixed = len(part.prompt) + len(part.before_text) + len(part.examples)
     total = 0
     for (start, end), windows in zip(part.plan.groups, part.plan.windows, strict=True):
@@ -229,7 +244,7 @@ class InputBuilder:
         parts = self._lay_out(requests, truncation, overlap)
         if budget is not None:
             count = sum(len(w) for p in parts for w in p.plan.windows)
-            wrap = len(self.prefix) + len(self.suffix)
+            wrap = (len(self.prefix) + len(self.suffix)) * (2 if self.layout == "split" else 1)
             budget.check(count, sum(map(_tokens, parts)) + wrap * count)
         passes: list[Pass] = []
         for index, part in enumerate(parts):
@@ -250,7 +265,7 @@ class InputBuilder:
         joint = self._joint_prompt_text(requests)
         out = []
         for i, request in enumerate(requests):
-            if self.layout == "names":
+            if self.layout in ("names", "split"):
                 pieces = zip(request.labels, request.descriptions, strict=True)
                 labels = self.label_ids([self.label_piece(n, d) for n, d in pieces])
             else:  # the label encoder reads the names
@@ -268,7 +283,11 @@ class InputBuilder:
             prompt = prompt_ids[request.prompt]
             fixed = len(self.prefix) + len(self.suffix) + len(prompt) + len(examples) + len(before_text)
             text = texts_ids[i]
-            plan = self._plan(i, text, labels, len(request.labels), fixed, truncation, overlap)
+            if self.layout == "split":  # the prompt goes with the labels, in their own sequence
+                text_fixed = fixed - len(prompt)
+                plan = self._plan_split(i, text, labels, text_fixed, len(prompt), truncation, overlap)
+            else:
+                plan = self._plan(i, text, labels, len(request.labels), fixed, truncation, overlap)
             if texts_offsets is not None:
                 plan.char_spans = [tuple(span) for span in texts_offsets[i]]
             usable_joint = joint[i] if joint is not None and request.prompt and not before_text else None
@@ -283,6 +302,11 @@ class InputBuilder:
             block = [t for ids in part.labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
             for w, (a, b) in enumerate(plan.windows[g]):
                 whole = a == 0 and b == len(text)
+                if self.layout == "split":
+                    ids = prefix + part.before_text + text[a:b] + part.examples + suffix
+                    label_ids = prefix + block + part.prompt + suffix
+                    passes.append(Pass(index, g, w, ids, end - start, label_ids))
+                    continue
                 if self.layout == "none":
                     ids = prefix + part.prompt + part.before_text + text[a:b] + suffix
                     if part.joint is not None and whole:
@@ -350,6 +374,57 @@ class InputBuilder:
                     )
                 windows.append(_windows(len(text), budget, overlap))
         return RequestPlan(len(text), groups, windows, cut)
+
+    def _plan_split(
+        self,
+        index: int,
+        text: list[int],
+        labels: list[list[int]],
+        text_fixed: int,
+        prompt: int,
+        truncation: Truncation,
+        overlap: int | None,
+    ) -> RequestPlan:
+        """Label groups and text windows when text and labels are two sequences, each with the
+        whole budget: the labels grouped beside the prompt, the text cut or split beside its
+        examples, the same windows for every group."""
+        wrap = len(self.prefix) + len(self.suffix)
+        label_room = self.max_length - wrap - prompt
+        longest = max((len(ids) + 1 for ids in labels), default=0) + 1
+        if label_room < longest:
+            raise InputError(
+                f"texts[{index}]",
+                f"the prompt and the longest label need {wrap + prompt + longest} tokens; the model "
+                f"takes {self.max_length}",
+            )
+        budget = self.max_length - text_fixed
+        if budget < max(min(len(text), self.min_text_tokens), 1):
+            raise InputError(
+                f"texts[{index}]",
+                f"the examples leave no room for the text: they need {text_fixed} of the model's "
+                f"{self.max_length} tokens",
+            )
+        groups = _group_labels([len(ids) + 1 for ids in labels], label_room)
+        cut = 0
+        if len(text) <= budget:
+            windows = [(0, len(text))]
+        elif truncation == "error":
+            raise InputError(
+                f"texts[{index}]",
+                f"{len(text)} tokens, but only {budget} fit (max_length {self.max_length}); use "
+                "truncation='warn' to cut or 'chunk' to split it",
+            )
+        elif truncation == "warn":
+            windows, cut = [(0, budget)], len(text) - budget
+        else:
+            if overlap is not None and overlap > budget // 2:
+                raise InputError(
+                    "overlap",
+                    f"{overlap} tokens, but the windows of texts[{index}] hold {budget} tokens, and at "
+                    f"most half a window ({budget // 2}) may overlap",
+                )
+            windows = _windows(len(text), budget, overlap)
+        return RequestPlan(len(text), groups, [list(windows) for _ in groups], cut)
 
     def _descriptions_text(self, request: Request) -> str:
         if self.description_mode != "text":

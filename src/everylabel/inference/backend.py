@@ -49,11 +49,13 @@ class Backend(Protocol):
         num_slots: int,
         label_vectors: Sequence[Any] | None,
         label_index: np.ndarray | None,
+        label_block: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Logits (batch, num_slots) float32 of one padded batch (ids and mask int64, (batch, seq)).
 
         Bi-encoders also get the batch's distinct label vectors (one per row of `label_index`'s
         values) and each slot's row among them, `label_index` (batch, num_slots), -1 for padding.
+        The encoder-decoder architectures get their label blocks' ids and mask (batch, label_seq).
         Raises `NumericalError` on inf or nan."""
         ...
 

@@ -249,7 +249,7 @@ class ClassifierEngine:
 
     def batches(self, prepared: Prepared, batch_size: int | None = None) -> list[list[int]]:
         """Pass indices grouped into length-sorted batches within the size and token budgets."""
-        lengths = [len(p.input_ids) for p in prepared.passes]
+        lengths = [p.tokens for p in prepared.passes]
         return plan_batches(lengths, self.batch_limit(prepared.passes, batch_size), self.max_batch_tokens)
 
     def run_batch(self, rows: Sequence[tuple[Prepared, int]]) -> list[np.ndarray]:
@@ -268,7 +268,11 @@ class ClassifierEngine:
             ]  # a label's vector can differ between calls (official padding): keyed by call too
             distinct, index = slot_index(keys)
             vectors = [calls[call].label_table[piece] for call, piece in distinct]  # type: ignore[index]
-        out = self.backend.run(ids, mask, max(p.num_labels for p in passes), vectors, index)  # (batch, slots)
+        label_block = None
+        if passes[0].label_ids is not None:  # encoder-decoder: the label blocks, (batch, label_seq) each
+            label_block = pad_rows([p.label_ids or [] for p in passes], self.pad_id)
+        slots = max(p.num_labels for p in passes)
+        out = self.backend.run(ids, mask, slots, vectors, index, label_block)  # (batch, slots)
         return [row[: item.num_labels] for row, item in zip(out, passes, strict=True)]
 
     def transform(self, calls: Sequence[Call], calibrated: bool = True) -> None:

@@ -42,7 +42,7 @@ class Prepared:
     @property
     def tokens(self) -> int:
         """Token ids over all passes: the work this call asks of the model."""
-        return sum(len(item.input_ids) for item in self.passes)
+        return sum(item.tokens for item in self.passes)
 
     def pass_labels(self, index: int) -> list[str]:
         """The label names of pass `index`'s slots, in slot order."""

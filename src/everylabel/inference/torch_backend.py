@@ -81,11 +81,15 @@ class TorchBackend:
         num_slots: int,
         label_vectors: Sequence[Any] | None,
         label_index: np.ndarray | None,
+        label_block: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         vectors = torch.stack(list(label_vectors)) if label_vectors is not None else None
         index = torch.from_numpy(label_index) if label_index is not None else None
+        block = None
+        if label_block is not None:
+            block = (torch.from_numpy(label_block[0]), torch.from_numpy(label_block[1]))
         return self.run_tensors(
-            torch.from_numpy(input_ids), torch.from_numpy(attention_mask), num_slots, vectors, index
+            torch.from_numpy(input_ids), torch.from_numpy(attention_mask), num_slots, vectors, index, block
         )
 
     @torch.inference_mode()
@@ -96,12 +100,19 @@ class TorchBackend:
         num_slots: int,
         label_embeddings: torch.Tensor | None = None,
         label_index: torch.Tensor | None = None,
+        label_block: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> np.ndarray:
         """`run` on tensors: logits (batch, num_slots) float32; bi-encoders also take the label vectors
-        (labels, hidden) and each slot's row among them (batch, num_slots), -1 for padding."""
+        (labels, hidden) and each slot's row among them (batch, num_slots), -1 for padding; the
+        encoder-decoders their label blocks' ids and mask (batch, label_seq)."""
         extra = {}
         if label_embeddings is not None and label_index is not None:
             extra = {"label_embeddings": label_embeddings, "label_index": label_index.to(self.device)}
+        if label_block is not None:
+            extra = {
+                "class_input_ids": label_block[0].to(self.device, non_blocking=True),
+                "class_attention_mask": label_block[1].to(self.device, non_blocking=True),
+            }
         out = self.model(
             input_ids.to(self.device, non_blocking=True),
             attention_mask.to(self.device, non_blocking=True),

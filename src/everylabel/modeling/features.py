@@ -6,7 +6,25 @@ span of label k. Fully vectorised: no per-row Python work.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from ..config import GLiClassConfig
+
+
+def slot_count(config: GLiClassConfig, input_ids: torch.Tensor, requested: int | None) -> int:
+    """How many label slots the logits have: as asked, else by `max_labels_alloc` ("dynamic": the
+    most `<<LABEL>>` markers in any row of `input_ids`)."""
+    if requested is not None:
+        return requested
+    alloc = config.max_labels_alloc
+    if alloc == "fixed":
+        return config.max_num_classes
+    if isinstance(alloc, int):
+        return alloc
+    return max(int((input_ids == config.class_token_index).sum(dim=-1).max()), 1)
 
 
 def label_slot_mask(input_ids: torch.Tensor, label_id: int, num_slots: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
 from ..errors import ConfigError, NotSupportedError
 from .bi_encoder import BiEncoder
 from .calibrator import Calibrator, CalibratorOutput, build_calibrator, calibrate
+from .encoder_decoder import EncoderDecoder
 from .uni_encoder import UniEncoder
 
 
@@ -66,7 +67,7 @@ class GLiClassPreTrainedModel(PreTrainedModel):
                     init.normal_(param, mean=0.0, std=std)
                 else:
                     init.zeros_(param)
-        elif isinstance(module, (UniEncoder, BiEncoder)):
+        elif isinstance(module, (UniEncoder, BiEncoder, EncoderDecoder)):
             init.constant_(module.logit_scale, float(self.config.logit_scale_init_value))
 
 
@@ -89,9 +90,11 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 f"architecture_type: {config.architecture_type!r} is not supported yet "
                 f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
             )
-        self.model: UniEncoder | BiEncoder
+        self.model: UniEncoder | BiEncoder | EncoderDecoder
         if config.is_bi_encoder:
             self.model = BiEncoder(config, backbone, label_backbone)
+        elif config.uses_encoder_decoder:
+            self.model = EncoderDecoder(config, backbone)
         else:
             self.model = UniEncoder(config, backbone)
         # Beside `model`, as in the official state dict (`calibrator.*`).
@@ -152,9 +155,26 @@ class GLiClassModel(GLiClassPreTrainedModel):
             model.to(dtype=dtype)
         return loaded
 
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        """The backbones' tied weights too (T5 ties its encoder and decoder token embeddings to
+        `shared`, which checkpoints store once): transformers reads only the top model's otherwise,
+        and the untied copies would be left random at loading."""
+        tied = super().get_expanded_tied_weights_keys(all_submodels=False)
+        for prefix, module in self.named_modules():
+            if prefix and isinstance(module, PreTrainedModel):
+                inner = module.get_expanded_tied_weights_keys(all_submodels=False)
+                tied.update({f"{prefix}.{k}": f"{prefix}.{v}" for k, v in inner.items()})
+        return tied
+
+    @property
+    def backbone_name(self) -> str:
+        """The attribute of `self.model` that holds the backbone (its state-dict prefix)."""
+        return "encoder_decoder_model" if isinstance(self.model, EncoderDecoder) else "encoder_model"
+
     @property
     def encoder(self) -> PreTrainedModel:
-        return self.model.encoder_model
+        """The backbone (the whole encoder-decoder model for the encoder-decoder architectures)."""
+        return cast(PreTrainedModel, getattr(self.model, self.backbone_name))
 
     @property
     def label_encoder(self) -> PreTrainedModel | None:
@@ -162,15 +182,15 @@ class GLiClassModel(GLiClassPreTrainedModel):
         return self.model.label_encoder if isinstance(self.model, BiEncoder) else None
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.model.encoder_model.get_input_embeddings()
+        return self.encoder.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module) -> None:
-        self.model.encoder_model.set_input_embeddings(value)
+        self.encoder.set_input_embeddings(value)
 
     def resize_token_embeddings(
         self, new_num_tokens: int | None = None, *args: Any, **kwargs: Any
     ) -> nn.Embedding:
-        embeddings = self.model.encoder_model.resize_token_embeddings(new_num_tokens, *args, **kwargs)
+        embeddings = self.encoder.resize_token_embeddings(new_num_tokens, *args, **kwargs)
         size = embeddings.num_embeddings
         self.config.encoder_config.get_text_config().vocab_size = size
         self.config.vocab_size = size
@@ -244,6 +264,24 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 output_hidden_states,
                 mask_padding,
                 keep_label_vectors=keep_label_vectors,
+            )
+        elif isinstance(self.model, EncoderDecoder):
+            if class_input_ids is None:
+                raise ValueError(
+                    f"class_input_ids: the {self.config.architecture_type} reads its labels as a second "
+                    "sequence (class_input_ids, class_attention_mask)"
+                )
+            if class_attention_mask is None:
+                class_attention_mask = torch.ones_like(class_input_ids)
+            out, loss, all_layers = self.model(
+                input_ids,
+                attention_mask,
+                class_input_ids,
+                class_attention_mask,
+                labels,
+                max_num_classes,
+                keep_layers=output_hidden_states,
+                mask_padding=mask_padding,
             )
         else:
             if any(x is not None for x in (label_input_ids, label_embeddings, class_input_ids)):

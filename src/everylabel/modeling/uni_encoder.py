@@ -53,14 +53,7 @@ class UniEncoder(nn.Module):
 
     def num_slots(self, input_ids: torch.Tensor, requested: int | None) -> int:
         """How many label slots the logits have: as asked, else by `max_labels_alloc`."""
-        if requested is not None:
-            return requested
-        alloc = self.config.max_labels_alloc
-        if alloc == "fixed":
-            return self.config.max_num_classes
-        if isinstance(alloc, int):
-            return alloc
-        return max(int((input_ids == self.config.class_token_index).sum(dim=-1).max()), 1)
+        return features.slot_count(self.config, input_ids, requested)
 
     def read_rows(self, input_ids: torch.Tensor, num_slots: int) -> torch.Tensor | None:
         """(batch, 1 + num_slots) positions the head reads, when it reads only a few; else None.

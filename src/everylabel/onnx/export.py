@@ -59,12 +59,25 @@ REFUSED = {
     "use_lstm": "the bidirectional LSTM runs on packed sequences, which do not export",
 }
 
+# The parity inputs: the graphs are checked on them, and int8 ranks its weight nodes on them
+# (quantize.py), so they vary in length, topic and label count.
 _TEXTS = [
     "The striker scored twice and the home side won the cup final after extra time.",
     "Parliament passed the budget.",
     "Whisk the eggs with sugar, fold in the flour and bake the cake for twenty minutes at 180 degrees.",
+    "My laptop will not boot since the update: the screen stays black and the fan runs at full speed, "
+    "and holding the power button does nothing. Has anyone had this with the new drivers?",
+    "Shares fell sharply after the bank cut its profit forecast and warned of higher loan losses.",
+    "A dull, overlong film with a great cast wasted on a script that goes nowhere.",
 ]
-_LABELS = [["sports", "politics", "cooking"], ["economy", "law"], ["baking", "science", "travel", "music"]]
+_LABELS = [
+    ["sports", "politics", "cooking"],
+    ["economy", "law"],
+    ["baking", "science", "travel", "music"],
+    ["computers", "hardware problem", "religion", "space", "medicine", "cars"],
+    ["finance", "earnings", "sports", "weather", "crude oil"],
+    ["negative review", "positive review", "neutral"],
+]
 
 
 class _UniGraph(nn.Module):
@@ -72,11 +85,16 @@ class _UniGraph(nn.Module):
         super().__init__()
         self.model, self.mask_padding = model, mask_padding
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_slots: torch.Tensor
-    ) -> Any:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *rest: torch.Tensor) -> Any:
+        """rest: label_slots (labels,), after the label blocks' ids and mask for the encoder-decoders."""
+        label_slots = rest[-1]
+        blocks = {"class_input_ids": rest[0], "class_attention_mask": rest[1]} if len(rest) == 3 else {}
         out = self.model(
-            input_ids, attention_mask, max_num_classes=label_slots.shape[0], mask_padding=self.mask_padding
+            input_ids,
+            attention_mask,
+            max_num_classes=label_slots.shape[0],
+            mask_padding=self.mask_padding,
+            **blocks,
         )
         return out.logits
 
@@ -176,6 +194,7 @@ def export_onnx(
     weight_type: str = "qint8",
     reduce_range: bool = False,
     per_channel: bool = True,
+    keep_fp32: int | None = None,
     int8_embedding: bool = False,
     replace: bool = True,
     force: bool = False,
@@ -208,9 +227,10 @@ def export_onnx(
     try:
         manifest = _write_graphs(clf, work, opset, str(model), fuse)
         if int8:
-            from .quantize import quantize_export
+            from .quantize import KEEP_FP32, quantize_export
 
-            quantize_export(work, manifest, weight_type, reduce_range, int8_embedding, per_channel)
+            kept = KEEP_FP32 if keep_fp32 is None else keep_fp32
+            quantize_export(work, manifest, weight_type, reduce_range, int8_embedding, per_channel, kept)
         manifest.save(work)
         write_background_vectors(work, manifest)
         calibration = Path(resolve_path(model)) / CALIBRATION_FILE
@@ -303,25 +323,21 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str, 
         _write_bi_encoder(clf, folder, opset, manifest, trace, check, parity, fuse)
     else:
         graph = _UniGraph(_model(clf), clf.mask_padding)
+        names = _uni_names(config)
         axes = {
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
+            "class_input_ids": {0: "batch", 1: "label_sequence"},
+            "class_attention_mask": {0: "batch", 1: "label_sequence"},
             "label_slots": {0: "labels"},
             "logits": {0: "batch", 1: "labels"},
         }
-        ids, mask, slots = _uni_inputs(clf, trace)
-        _export(
-            graph,
-            (ids, mask, slots),
-            folder / "model.onnx",
-            ["input_ids", "attention_mask", "label_slots"],
-            axes,
-            opset,
-        )
-        ids, mask, slots = _uni_inputs(clf, check)
+        axes = {k: v for k, v in axes.items() if k in (*names, "logits")}
+        _export(graph, _uni_inputs(clf, trace), folder / "model.onnx", names, axes, opset)
+        inputs = _uni_inputs(clf, check)
         with torch.no_grad():
-            expected = graph(ids, mask, slots).numpy()
-        feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "label_slots": slots.numpy()}
+            expected = graph(*inputs).numpy()
+        feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
         _check(folder / "model.onnx", feeds, expected, "model.onnx")
         _fuse(folder / "model.onnx", feeds, expected, _model(clf).encoder.config, manifest, fuse)
         parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
@@ -331,10 +347,22 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str, 
     return manifest
 
 
-def _uni_inputs(clf: ClassifierEngine, prepared: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids, mask = pad_rows([p.input_ids for p in prepared.passes], clf.pad_id)
-    slots = torch.zeros(max(p.num_labels for p in prepared.passes), dtype=torch.int64)
-    return torch.from_numpy(ids), torch.from_numpy(mask), slots
+def _uni_names(config: Any) -> list[str]:
+    """The inputs of the one-backbone graph: the encoder-decoders also read the label blocks."""
+    blocks = ["class_input_ids", "class_attention_mask"] if config.uses_encoder_decoder else []
+    return ["input_ids", "attention_mask", *blocks, "label_slots"]
+
+
+def _uni_inputs(clf: ClassifierEngine, prepared: Any) -> tuple[torch.Tensor, ...]:
+    """The graph's inputs for `prepared`, in the order of `_uni_names`."""
+    passes = prepared.passes
+    ids, mask = pad_rows([p.input_ids for p in passes], clf.pad_id)
+    slots = torch.zeros(max(p.num_labels for p in passes), dtype=torch.int64)
+    blocks: list[torch.Tensor] = []
+    if passes[0].label_ids is not None:
+        block_ids, block_mask = pad_rows([p.label_ids for p in passes], clf.pad_id)
+        blocks = [torch.from_numpy(block_ids), torch.from_numpy(block_mask)]
+    return (torch.from_numpy(ids), torch.from_numpy(mask), *blocks, slots)
 
 
 def _difference(path: Path, feeds: dict[str, np.ndarray], expected: np.ndarray) -> float:

@@ -217,8 +217,11 @@ class OnnxBackend:
         num_slots: int,
         label_vectors: Sequence[Any] | None,
         label_index: np.ndarray | None,
+        label_block: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         feeds: dict[str, np.ndarray] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if label_block is not None:
+            feeds["class_input_ids"], feeds["class_attention_mask"] = label_block
         if label_vectors is not None and label_index is not None:
             feeds["label_vectors"] = np.stack(list(label_vectors)).astype(np.float32)
             feeds["label_index"] = label_index

@@ -205,7 +205,7 @@ class Scheduler:
         similar lengths, as `classify` packs them, while requests finish in arrival order.
         """
         pool, limit, visited = self._pool()
-        lengths = [len(job.prepared.passes[i].input_ids) for job, i in pool]
+        lengths = [job.prepared.passes[i].tokens for job, i in pool]
         items = [pool[k] for k in sorted(nearest_lengths(lengths, limit, self.max_batch_tokens))]
         for job, index in items:
             del job.unscheduled[index]
@@ -251,9 +251,7 @@ class Scheduler:
         """One model call over these passes; stores each pass's logits in its job."""
         out = self.engine.run_batch([(job.prepared, index) for job, index in items])
         self.metrics.batch_texts.observe(len(items))
-        self.metrics.batch_tokens.observe(
-            len(items) * max(len(job.prepared.passes[i].input_ids) for job, i in items)
-        )
+        self.metrics.batch_tokens.observe(len(items) * max(job.prepared.passes[i].tokens for job, i in items))
         for (job, index), row in zip(items, out, strict=True):
             if job.done:
                 continue

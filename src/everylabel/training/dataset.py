@@ -15,6 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..label_tokens import LabelTokens
+from ..padding import pad_rows
 from ..prompt import Example, InputBuilder, Request
 from .data import Record
 
@@ -178,6 +179,7 @@ class Collator:
         """The padded batch and, per row, the names of the labels in its slots."""
         passes, plans = self.builder.build([self._fitting(e.request) for e in examples], "warn")
         rows: list[list[int]] = []
+        label_rows: list[list[int]] = []  # the label blocks, where they are their own sequence
         targets: list[list[float]] = []
         names: list[list[str]] = []
         for item in passes:
@@ -185,6 +187,8 @@ class Collator:
                 continue  # labels that did not fit beside the text are left out of this example
             start, end = plans[item.request].groups[0]
             rows.append(item.input_ids)
+            if item.label_ids is not None:
+                label_rows.append(item.label_ids)
             targets.append(examples[item.request].targets[start:end])
             names.append(examples[item.request].request.labels[start:end])
         width = max(len(r) for r in rows)
@@ -200,6 +204,11 @@ class Collator:
         batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
         if self.label_tokens is not None:
             batch.update(self.label_tokens.batch(names))
+        if label_rows:
+            block_ids, block_mask = pad_rows(label_rows, self.pad_id)  # (batch, label_seq) each
+            batch.update(
+                class_input_ids=torch.from_numpy(block_ids), class_attention_mask=torch.from_numpy(block_mask)
+            )
         return batch, names
 
     def _fitting(self, request: Request) -> Request:

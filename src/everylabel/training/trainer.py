@@ -132,7 +132,7 @@ class Trainer:
         if config.lora is not None:
             model = apply_lora(model, config.lora)
         if config.freeze_encoder:
-            for param in model.model.encoder_model.parameters():
+            for param in model.encoder.parameters():
                 param.requires_grad_(False)
             if model.label_encoder is not None:
                 for param in model.label_encoder.parameters():
@@ -182,10 +182,11 @@ class Trainer:
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
         groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
+        backbone = f"model.{self.model.backbone_name}."
         for name, param in self.model.named_parameters():
             if not param.requires_grad:
                 continue
-            part = "encoder" if name.startswith("model.encoder_model.") else "head"
+            part = "encoder" if name.startswith(backbone) else "head"
             groups.setdefault((part, param.ndim >= 2), []).append(param)
         settings = {
             "encoder": (cfg.encoder_lr, cfg.encoder_weight_decay),
