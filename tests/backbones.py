@@ -15,12 +15,15 @@ from transformers import (
     MPNetConfig,
     PretrainedConfig,
     PreTrainedTokenizerBase,
+    Qwen3Config,
     T5Config,
 )
 
 FAMILIES = ("bert", "deberta-v2", "deberta-v3", "modernbert", "electra", "mpnet")
 # Encoder-decoder backbones (the encoder-decoder architectures), with the MiniLM tokenizer.
 SEQ2SEQ_FAMILIES = ("t5",)
+# Decoder backbones (the decoder-kv architecture), with the MiniLM tokenizer.
+DECODER_FAMILIES = ("qwen3",)
 HIDDEN = 32
 
 
@@ -72,6 +75,19 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedCo
         return ElectraConfig(**common, **no_dropout, embedding_size=16)
     if family == "mpnet":
         return MPNetConfig(**common, **no_dropout)
+    if family == "qwen3":
+        return Qwen3Config(
+            vocab_size=len(tokenizer),
+            hidden_size=HIDDEN,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
     if family == "t5":
         return T5Config(
             vocab_size=len(tokenizer),

@@ -117,10 +117,19 @@ def test_incompatible_combinations_are_refused() -> None:
     assert model.model.classes_projector.linear_2.in_features == 64
 
 
-def test_other_architectures_are_valid_config_but_not_built_yet() -> None:
-    config = GLiClassConfig(encoder_config=tiny_bert(), architecture_type="encoder-decoder")
-    with pytest.raises(NotImplementedError, match="architecture_type: 'encoder-decoder'"):
-        GLiClassModel(config)
+@pytest.mark.parametrize(
+    ("architecture", "message"),
+    [
+        ("encoder-decoder", "encoder_config: architecture_type 'encoder-decoder' needs an encoder-decoder"),
+        ("encoder-decoder-cls", "encoder_config: architecture_type 'encoder-decoder-cls' needs"),
+        ("decoder-kv", "encoder_config: 'decoder-kv' runs on a decoder backbone"),
+    ],
+)
+def test_each_architecture_refuses_a_backbone_of_the_wrong_kind(architecture: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GLiClassConfig(encoder_config=tiny_bert(), architecture_type=architecture)
+    with pytest.raises(ConfigError, match="scorer_type: 'decoder-kv' is the decoder-kv architecture's own"):
+        GLiClassConfig(encoder_config=tiny_bert(), scorer_type="decoder-kv")
 
 
 def test_a_bi_encoder_needs_its_label_encoder() -> None:

@@ -24,7 +24,12 @@ from .tokenization import load_label_tokenizer, load_tokenizer, save_label_token
 
 ADAPTER_MARKER = "everylabel_adapter.json"
 # The backbones that get LoRA adapters, by attribute of `model.model`, and their adapter folders.
-_ADAPTED = {"encoder_model": "adapter", "encoder_decoder_model": "adapter", "label_encoder": "label_adapter"}
+_ADAPTED = {
+    "encoder_model": "adapter",
+    "encoder_decoder_model": "adapter",
+    "decoder_model": "adapter",
+    "label_encoder": "label_adapter",
+}
 _BACKBONE_PREFIXES = tuple(f"model.{name}." for name in _ADAPTED)
 
 

@@ -19,7 +19,7 @@ ArchitectureType = Literal[
 ]
 PoolingStrategy = Literal["first", "last", "avg", "sum", "max", "rms", "abs_max", "abs_avg", "pass"]
 ClassTokenPooling = Literal["first", "average"]
-ScorerType = Literal["simple", "weighted-dot", "mlp", "hopfield", "cross-attn"]
+ScorerType = Literal["simple", "weighted-dot", "mlp", "hopfield", "cross-attn", "decoder-kv"]
 ProblemType = Literal["single_label_classification", "multi_label_classification"]
 FocalReduction = Literal["mean", "sum"]
 
@@ -30,12 +30,15 @@ SUPPORTED_ARCHITECTURES: Final = (
     "bi-encoder-fused",
     "encoder-decoder",
     "encoder-decoder-cls",
+    "decoder-kv",
 )
 # Architectures with a separate label encoder (`label_model_name`, `label_model_config`).
 BI_ENCODERS: Final = ("bi-encoder", "bi-encoder-fused")
 # Architectures on an encoder-decoder backbone (T5, mT5, UMT5): the text and the labels are two
 # sequences, one for the encoder and one for the decoder.
 ENCODER_DECODERS: Final = ("encoder-decoder", "encoder-decoder-cls")
+# The decoder backbones of the decoder-kv architecture (its scorer reads their last hidden states).
+DECODER_KV_BACKBONES: Final = ("qwen3", "qwen3_5_text")
 
 CONFIG_FORMAT_VERSION: Final = 1
 
@@ -165,6 +168,20 @@ class GLiClassConfig(PretrainedConfig):
         calibrator_beta_max: float = 3.0,
         calibrator_dropout: float = 0.1,
         calibrator_use_bias: bool = False,
+        scorer_encoder_num_layers: int = 2,
+        scorer_full_sequence: bool = False,
+        recurrent_steps: int = 1,
+        recurrent_min_steps: int = 1,
+        recurrent_inference: bool = True,
+        recurrent_inference_max_steps: int | None = None,
+        recurrent_halt_threshold: float | None = 0.01,
+        recurrent_improvement_coef: float = 0.1,
+        recurrent_improvement_margin: float = 0.05,
+        recurrent_bptt_steps: int | None = None,
+        recurrent_read_text: bool = False,
+        recurrent_confidence_coef: float = 0.0,
+        recurrent_confidence_mode: str = "relative",
+        recurrent_confidence_margin: float = 0.0,
         **kwargs: Any,
     ) -> None:
         # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
@@ -233,6 +250,25 @@ class GLiClassConfig(PretrainedConfig):
         self.calibrator_beta_max = calibrator_beta_max
         self.calibrator_dropout = calibrator_dropout
         self.calibrator_use_bias = calibrator_use_bias
+        # decoder-kv (modeling/decoder_kv.py): the scorer's own bidirectional encoder, and recurrent
+        # reasoning over it (recurrent_steps 1: none). Training samples a depth in
+        # [recurrent_min_steps, recurrent_steps]; inference runs up to recurrent_inference_max_steps
+        # (default recurrent_steps) and stops a text once no label probability moves by
+        # recurrent_halt_threshold (None or 0: never). Official keys and defaults.
+        self.scorer_encoder_num_layers = scorer_encoder_num_layers
+        self.scorer_full_sequence = scorer_full_sequence  # recorded by the official format, never read
+        self.recurrent_steps = recurrent_steps
+        self.recurrent_min_steps = recurrent_min_steps
+        self.recurrent_inference = recurrent_inference
+        self.recurrent_inference_max_steps = recurrent_inference_max_steps
+        self.recurrent_halt_threshold = recurrent_halt_threshold
+        self.recurrent_improvement_coef = recurrent_improvement_coef
+        self.recurrent_improvement_margin = recurrent_improvement_margin
+        self.recurrent_bptt_steps = recurrent_bptt_steps
+        self.recurrent_read_text = recurrent_read_text
+        self.recurrent_confidence_coef = recurrent_confidence_coef
+        self.recurrent_confidence_mode = recurrent_confidence_mode
+        self.recurrent_confidence_margin = recurrent_confidence_margin
         self.everylabel_config_version = kwargs.pop("everylabel_config_version", CONFIG_FORMAT_VERSION)
         kwargs.update(problem_type=problem_type, pad_token_id=text_config.pad_token_id)
         super().__init__(**kwargs)
@@ -344,6 +380,46 @@ class GLiClassConfig(PretrainedConfig):
             self._validate_bi_encoder()
         if self.uses_encoder_decoder:
             self._validate_encoder_decoder()
+        if self.architecture_type == "decoder-kv":
+            self._validate_decoder_kv()
+        elif self.scorer_type == "decoder-kv":
+            raise ConfigError(
+                f"scorer_type: 'decoder-kv' is the decoder-kv architecture's own scorer, not one for "
+                f"{self.architecture_type!r}"
+            )
+
+    def _validate_decoder_kv(self) -> None:
+        backbone = self.encoder_config.get_text_config()
+        if backbone.model_type not in DECODER_KV_BACKBONES:
+            raise ConfigError(
+                f"encoder_config: 'decoder-kv' runs on a decoder backbone "
+                f"({', '.join(DECODER_KV_BACKBONES)}), not {backbone.model_type!r}"
+            )
+        if self.hidden_size != backbone.hidden_size:
+            raise ConfigError(
+                f"hidden_size: {self.hidden_size} must equal the decoder's hidden size "
+                f"{backbone.hidden_size}: the decoder-kv scorer reads its states directly"
+            )
+        for key in ("scorer_encoder_num_layers", "recurrent_steps", "recurrent_min_steps"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key}: {value!r} must be an int >= 1")
+        steps = self.recurrent_inference_max_steps
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ConfigError(f"recurrent_inference_max_steps: {steps!r} must be null or an int >= 1")
+        if self.recurrent_confidence_mode not in ("relative", "absolute"):
+            raise ConfigError(
+                f"recurrent_confidence_mode: {self.recurrent_confidence_mode!r} is not one of "
+                "'relative', 'absolute'"
+            )
+        if self.use_calibrator:
+            raise ConfigError("use_calibrator: the decoder-kv calibrator is not supported yet")
+
+    @property
+    def sep_id(self) -> int:
+        """The `<<SEP>>` id the decoder-kv layout closes the text and the labels with: the official
+        `sep_token_index` where the checkpoint records it, else `text_token_index`."""
+        return int(getattr(self, "sep_token_index", None) or self.text_token_index)
 
     def _validate_encoder_decoder(self) -> None:
         if not getattr(self.encoder_config, "is_encoder_decoder", False):

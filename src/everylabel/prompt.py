@@ -17,6 +17,10 @@ The encoder-decoder architectures read two sequences ("split"): the text with it
 `[CLS] text examples [SEP]`, and the label block `[CLS] <<LABEL>>l1<<LABEL>>l2 <<SEP>> prompt [SEP]`
 (`Pass.label_ids`). Each has the whole token budget: the text is cut or split to fit its own, the
 labels are grouped to fit theirs.
+
+The decoder-kv architecture ("decoder") reads one sequence with no special tokens around it, the
+labels after the text and each marker after its name:
+`prompt examples text <<SEP>> l1 <<LABEL>> l2 <<LABEL>> <<SEP>>`.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ if TYPE_CHECKING:  # torch-free at run time: the ONNX runtime lays out inputs he
 Truncation = Literal["warn", "error", "chunk"]
 DescriptionMode = Literal["label", "text", "ignore"]
 # What the text input holds of the labels: names after markers, bare markers, or nothing; or
-# "split": the labels (names after markers) are a second sequence beside the text.
-Layout = Literal["names", "markers", "none", "split"]
+# "split": the labels (names after markers) are a second sequence beside the text; or "decoder":
+# the labels after the text, each marker after its name.
+Layout = Literal["names", "markers", "none", "split", "decoder"]
 
 
 def layout_of(config: GLiClassConfig) -> Layout:
@@ -46,6 +51,8 @@ def layout_of(config: GLiClassConfig) -> Layout:
         return "none"
     if config.architecture_type in ("encoder-decoder", "encoder-decoder-cls"):
         return "split"
+    if config.architecture_type == "decoder-kv":
+        return "decoder"
     return "markers" if config.architecture_type == "bi-encoder-fused" else "names"
 
 
@@ -177,10 +184,13 @@ class InputBuilder:
         self.layout = layout_of(config)
         self.prompt_first = bool(config.prompt_first)
         self.label_id, self.sep_id, self.example_id = config.special_token_ids()
+        if self.layout == "decoder":  # the official decoder-kv <<SEP>> (`sep_token_index`)
+            self.sep_id = getattr(config, "sep_id", self.sep_id)
         self.max_length = max_length
         self.min_text_tokens = min_text_tokens
         self.description_mode = description_mode
-        self.prefix, self.suffix = wrapping_ids(tokenizer)
+        # The decoder-kv format adds no special tokens around its sequence.
+        self.prefix, self.suffix = ([], []) if self.layout == "decoder" else wrapping_ids(tokenizer)
         self.forbidden = {self.label_id, self.sep_id, self.example_id}
         self._label_cache: OrderedDict[str, list[int]] = OrderedDict()
         self._label_cache_size = label_cache_size
@@ -265,7 +275,7 @@ class InputBuilder:
         joint = self._joint_prompt_text(requests)
         out = []
         for i, request in enumerate(requests):
-            if self.layout in ("names", "split"):
+            if self.layout in ("names", "split", "decoder"):
                 pieces = zip(request.labels, request.descriptions, strict=True)
                 labels = self.label_ids([self.label_piece(n, d) for n, d in pieces])
             else:  # the label encoder reads the names
@@ -283,6 +293,8 @@ class InputBuilder:
             prompt = prompt_ids[request.prompt]
             fixed = len(self.prefix) + len(self.suffix) + len(prompt) + len(examples) + len(before_text)
             text = texts_ids[i]
+            if self.layout == "decoder":  # its label block opens with a <<SEP>> of its own
+                fixed += 1
             if self.layout == "split":  # the prompt goes with the labels, in their own sequence
                 text_fixed = fixed - len(prompt)
                 plan = self._plan_split(i, text, labels, text_fixed, len(prompt), truncation, overlap)
@@ -302,6 +314,16 @@ class InputBuilder:
             block = [t for ids in part.labels[start:end] for t in (self.label_id, *ids)] + [self.sep_id]
             for w, (a, b) in enumerate(plan.windows[g]):
                 whole = a == 0 and b == len(text)
+                if self.layout == "decoder":
+                    names = (t for ids in part.labels[start:end] for t in (*ids, self.label_id))
+                    tail = [self.sep_id, *names]
+                    context = part.prompt + part.examples + part.before_text + text[a:b]
+                    if part.joint is not None and whole and not part.examples:
+                        joined = part.joint + tail + [self.sep_id]  # "prompt text" as one string
+                        context = part.joint if len(joined) <= self.max_length else context
+                    ids = context + tail + [self.sep_id]
+                    passes.append(Pass(index, g, w, ids, end - start))
+                    continue
                 if self.layout == "split":
                     ids = prefix + part.before_text + text[a:b] + part.examples + suffix
                     label_ids = prefix + block + part.prompt + suffix
@@ -437,7 +459,8 @@ class InputBuilder:
         return unique, self.encode(unique)[0]
 
     def _joint_prompt_text(self, requests: Sequence[Request]) -> list[list[int]] | None:
-        if not (self.prompt_first or self.layout == "none") or not any(r.prompt for r in requests):
+        joins = self.prompt_first or self.layout in ("none", "decoder")
+        if not joins or not any(r.prompt for r in requests):
             return None
         gap = " " if self.layout == "none" else ""  # the bi-encoder's text is f"{prompt} {text}"
         return self.encode([r.prompt + gap + r.text if r.prompt else "" for r in requests])[0]

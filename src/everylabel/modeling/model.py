@@ -15,6 +15,7 @@ from ..config import SUPPORTED_ARCHITECTURES, GLiClassConfig
 from ..errors import ConfigError, NotSupportedError
 from .bi_encoder import BiEncoder
 from .calibrator import Calibrator, CalibratorOutput, build_calibrator, calibrate
+from .decoder_kv import DecoderKV
 from .encoder_decoder import EncoderDecoder
 from .uni_encoder import UniEncoder
 
@@ -90,11 +91,13 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 f"architecture_type: {config.architecture_type!r} is not supported yet "
                 f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
             )
-        self.model: UniEncoder | BiEncoder | EncoderDecoder
+        self.model: UniEncoder | BiEncoder | EncoderDecoder | DecoderKV
         if config.is_bi_encoder:
             self.model = BiEncoder(config, backbone, label_backbone)
         elif config.uses_encoder_decoder:
             self.model = EncoderDecoder(config, backbone)
+        elif config.architecture_type == "decoder-kv":
+            self.model = DecoderKV(config, backbone)
         else:
             self.model = UniEncoder(config, backbone)
         # Beside `model`, as in the official state dict (`calibrator.*`).
@@ -169,6 +172,8 @@ class GLiClassModel(GLiClassPreTrainedModel):
     @property
     def backbone_name(self) -> str:
         """The attribute of `self.model` that holds the backbone (its state-dict prefix)."""
+        if isinstance(self.model, DecoderKV):
+            return "decoder_model"
         return "encoder_decoder_model" if isinstance(self.model, EncoderDecoder) else "encoder_model"
 
     @property
@@ -282,6 +287,10 @@ class GLiClassModel(GLiClassPreTrainedModel):
                 max_num_classes,
                 keep_layers=output_hidden_states,
                 mask_padding=mask_padding,
+            )
+        elif isinstance(self.model, DecoderKV):
+            out, loss, all_layers = self.model(
+                input_ids, attention_mask, labels, max_num_classes, output_hidden_states, mask_padding
             )
         else:
             if any(x is not None for x in (label_input_ids, label_embeddings, class_input_ids)):

@@ -183,6 +183,12 @@ def check_exportable(config: Any, opset: int) -> None:
     for key, why in REFUSED.items():
         if getattr(config, key, False):
             raise NotSupportedError(f"{key}: cannot be exported to ONNX ({why})")
+    if config.architecture_type == "decoder-kv":
+        raise NotSupportedError(
+            "architecture_type: 'decoder-kv' cannot be exported to ONNX yet (the label section's width "
+            "and the recurrent steps' halting depend on the data, which a traced graph would freeze); "
+            "run it with the torch backend"
+        )
 
 
 def export_onnx(

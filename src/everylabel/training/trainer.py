@@ -29,6 +29,7 @@ from ..label_tokens import LabelTokens
 from ..loading import create_model, is_gliclass_checkpoint, load_model
 from ..metrics import f1_scores
 from ..modeling.bi_encoder import BiEncoder
+from ..modeling.decoder_kv import DecoderKV
 from ..modeling.model import GLiClassModel
 from ..prompt import InputBuilder
 from ..runtime import label_max_length, model_max_length, resolve_device
@@ -63,6 +64,8 @@ def load_or_create(
         return model, tokenizer
     model, tokenizer = create_model(source, **options)  # records a packaged backbone by its portable name
     if head_init == "identity":
+        if isinstance(model.model, DecoderKV):
+            raise TrainConfigError("head_init: identity: the decoder-kv scorer has no projector pair to set")
         try:
             model.model.text_projector.init_identity()
             model.model.classes_projector.init_identity()
