@@ -23,7 +23,7 @@ FAMILIES = ("bert", "deberta-v2", "deberta-v3", "modernbert", "electra", "mpnet"
 # Encoder-decoder backbones (the encoder-decoder architectures), with the MiniLM tokenizer.
 SEQ2SEQ_FAMILIES = ("t5",)
 # Decoder backbones (the decoder-kv architecture), with the MiniLM tokenizer.
-DECODER_FAMILIES = ("qwen3",)
+DECODER_FAMILIES = ("qwen3", "qwen3_5")
 HIDDEN = 32
 
 
@@ -85,6 +85,21 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedCo
             num_key_value_heads=1,
             head_dim=16,
             max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
+    if family == "qwen3_5":  # Qwen3.5's text model: a linear-attention layer, then a full one
+        from transformers.models.qwen3_5 import Qwen3_5TextConfig
+
+        return Qwen3_5TextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=HIDDEN,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            layer_types=["linear_attention", "full_attention"],
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=False,
         )

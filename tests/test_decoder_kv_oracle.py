@@ -32,8 +32,8 @@ EXAMPLES = [
 ]
 
 
-def checkpoint(backbone_dir: Any, folder: Path, **options: Any) -> Path:
-    backbone = backbone_dir("qwen3")
+def checkpoint(backbone_dir: Any, folder: Path, family: str = "qwen3", **options: Any) -> Path:
+    backbone = backbone_dir(family)
     sep = len(AutoTokenizer.from_pretrained(backbone)) + 1  # <<SEP>>, as official_checkpoint adds it
     options = {"sep_token_index": sep, "scorer_mlp_hidden_size": 64, **options}
     return oracle.official_checkpoint(backbone, folder, architecture_type="decoder-kv", **options)
@@ -135,6 +135,19 @@ def test_scores_equal_the_official_pipeline(pair, kwargs: dict[str, Any]) -> Non
             assert ours.scores[label] == pytest.approx(score, abs=1e-5)
         spread += list(ref.values())
     assert max(spread) - min(spread) > 1e-2, "flat scores prove nothing"
+
+
+def test_a_qwen3_5_text_backbone_gives_the_official_scores(backbone_dir, tmp_path: Path) -> None:
+    folder = checkpoint(backbone_dir, tmp_path, "qwen3_5", recurrent_steps=2)
+    classifier, theirs = Classifier.from_pretrained(folder, device="cpu"), oracle.load_official(folder)
+    pipe = ZeroShotClassificationPipeline(
+        theirs, classifier.tokenizer, classification_type="multi-label", device="cpu", progress_bar=False
+    )
+    expected = pipe(TEXTS, PER_TEXT, threshold=0.0, prompt="Topic:")
+    got = classifier.classify(TEXTS, PER_TEXT, prompt="Topic:")
+    for ours, reference in zip(got, expected, strict=True):
+        for label, score in as_scores(reference).items():
+            assert ours.scores[label] == pytest.approx(score, abs=1e-5)
 
 
 def test_onnx_export_is_refused_naming_the_reason(pair, tmp_path: Path) -> None:

@@ -322,6 +322,7 @@ class DecoderKV(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             output_hidden_states=keep_layers,
+            use_cache=False,  # one pass; a cache would only cost memory
             return_dict=True,
         )
         slots = self.num_slots(input_ids, num_slots)
