@@ -124,7 +124,7 @@ FLOORS = [
     ["adapters"],
     ["loading"],
     ["inference"],
-    ["training", "onnx"],
+    ["training", "onnx", "streaming"],
     ["backends"],
     ["commands", "evaluation", "serving"],
     ["batch"],

@@ -159,7 +159,7 @@ def _tokens(part: _Parts) -> int:
     return total
 
 
-def _example_segment(example: Example) -> str:
+def example_segment(example: Example) -> str:
     return f"{example.text} \nLabels:\n {', '.join(example.labels)}"
 
 
@@ -268,7 +268,7 @@ class InputBuilder:
         want_offsets = truncation == "chunk"
         texts_ids, texts_offsets = self.encode([r.text for r in requests], offsets=want_offsets)
         prompt_ids = dict(zip(*self._unique_encode([r.prompt for r in requests]), strict=True))
-        segments = [_example_segment(e) for r in requests for e in r.examples]
+        segments = [example_segment(e) for r in requests for e in r.examples]
         segment_ids = dict(zip(*self._unique_encode(segments), strict=True))
         described = [self._descriptions_text(r) for r in requests]
         description_ids = dict(zip(*self._unique_encode(described), strict=True))
@@ -287,7 +287,7 @@ class InputBuilder:
             examples: list[int] = []
             if request.examples:
                 for example in request.examples:
-                    examples += [self.example_id, *segment_ids[_example_segment(example)]]
+                    examples += [self.example_id, *segment_ids[example_segment(example)]]
                 examples.append(self.sep_id)
             before_text = description_ids[described[i]]
             prompt = prompt_ids[request.prompt]

@@ -30,9 +30,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ..errors import InputError, TooMuchWork
 from ..inference.engine import ClassifierEngine
 from ..prompt import WorkBudget
+from .http import error as _error
+from .http import read_body as _read_body
 from .metrics import ServiceMetrics
 from .requests import ClassifyRequest, TooLarge, parse_body
 from .scheduler import QueueFull, Scheduler, ServiceClosed
+from .sessions import add_session_routes
 
 logger = logging.getLogger("everylabel.serve")
 
@@ -60,6 +63,11 @@ class ServeSettings:
     max_body_bytes: int = 8 * 2**20
     retriever: str | None = None  # what ranks labels for `shortlist` (None: the classifier's default)
     preparing_threads: int = 2
+    # Streaming sessions (decoder-kv models, `sessions.py`): open at once, holding a cache at once,
+    # and the tokens one session's cache keeps.
+    max_sessions: int = 1024
+    max_resident_sessions: int = 64
+    max_session_tokens: int = 8192
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,6 +79,9 @@ class ServeSettings:
             "max_request_tokens",
             "max_body_bytes",
             "preparing_threads",
+            "max_sessions",
+            "max_resident_sessions",
+            "max_session_tokens",
         ):
             if getattr(self, name) < 1:
                 raise InputError(name, f"must be >= 1, got {getattr(self, name)}")
@@ -101,6 +112,7 @@ class Service:
         self.scheduler: Scheduler | None = None
         self.classifier: ClassifierEngine | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
+        self.sessions: Any = None  # the streaming sessions, made on first use (sessions.py)
         self.preparing = ThreadPoolExecutor(
             settings.preparing_threads, thread_name_prefix="everylabel-prepare"
         )
@@ -193,6 +205,8 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
         service.metrics.request_seconds.observe(time.monotonic() - started)
         return response
 
+    add_session_routes(app, service)
+
     @app.get("/health", summary="200 once the model is loaded and warmed up, 503 before")
     async def health() -> Response:
         code = 200 if service.status == "ready" else 503
@@ -210,11 +224,6 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
-    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
 async def _classify(service: Service, request: Request) -> Response:
@@ -262,19 +271,6 @@ async def _classify(service: Service, request: Request) -> Response:
         return _error(500, f"internal error: {type(failure).__name__}: {failure}")
     results = [result.to_dict() for result in job.future.result()]
     return JSONResponse({"model": settings.model, "results": results})
-
-
-async def _read_body(request: Request, limit: int) -> bytes | Response:
-    """The body, or a 413 as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"body: {declared} bytes; this server takes at most {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _error(413, f"body: over {limit} bytes, the most this server takes")
-    return bytes(body)
 
 
 async def _disconnected(request: Request) -> None:
