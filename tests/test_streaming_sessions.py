@@ -194,3 +194,9 @@ def test_http_sessions_answer_as_the_library(classifier: Classifier) -> None:
         assert unknown.status_code == 422 and unknown.json()["field"] == "colour"
         assert client.delete("/v1/sessions/doc-1").status_code == 200
         assert client.delete("/v1/sessions/doc-1").status_code == 404
+    from everylabel.serving import ServeSettings
+
+    with TestClient(create_app(lambda: classifier, ServeSettings(max_request_tokens=8))) as client:
+        wait_for(lambda: client.get("/health").status_code == 200)
+        long = client.post("/v1/sessions/doc", json={"text": " ".join(SENTENCES), "labels": LABELS})
+        assert long.status_code == 413 and long.json()["field"] == "text"

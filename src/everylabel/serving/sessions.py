@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from functools import partial
 from typing import Any
 
@@ -19,12 +20,18 @@ from ..errors import InputError, NotSupportedError, TooMuchWork
 from .http import error as _error
 from .http import read_body as _read_body
 
+_OPENING = threading.Lock()  # two first requests make one set of sessions
 FIELDS = ("text", "labels", "strategy", "prompt", "examples", "threshold", "multi_label")
 
 
 def open_sessions(service: Any) -> Any:
     """The service's streaming sessions, made on first use; raises NotSupportedError for a model
     without them."""
+    with _OPENING:
+        return _open(service)
+
+
+def _open(service: Any) -> Any:
     if service.sessions is None:
         from ..streaming.sessions import StreamingSessions
 
@@ -60,6 +67,16 @@ def parse_feed(body: bytes, max_labels: int) -> dict[str, Any]:
     return {"chunk": data["text"], **{k: data[k] for k in FIELDS[1:] if k in data and k != "text"}}
 
 
+def feed_bounded(sessions: Any, session_id: str, arguments: dict[str, Any], max_tokens: int) -> Any:
+    """Feed the chunk unless it is over `max_tokens` tokens (counted under the builder's lock)."""
+    chunk = arguments["chunk"]
+    if isinstance(chunk, str):
+        tokens = len(sessions.builder.encode([chunk])[0][0])
+        if tokens > max_tokens:
+            raise TooMuchWork("text", f"{tokens} tokens; this server takes at most {max_tokens}")
+    return sessions.feed(session_id, **arguments)
+
+
 def add_session_routes(app: FastAPI, service: Any) -> None:
     """The session routes over `service` (the app's `Service`: its classifier, settings, sessions)."""
 
@@ -73,16 +90,9 @@ def add_session_routes(app: FastAPI, service: Any) -> None:
         try:
             sessions = open_sessions(service)
             arguments = parse_feed(body, service.settings.max_labels)
-            chunk = arguments["chunk"]
-            if isinstance(chunk, str):
-                tokens = len(service.classifier.tokenizer(chunk, add_special_tokens=False)["input_ids"])
-                if tokens > service.settings.max_request_tokens:
-                    raise TooMuchWork(
-                        "text",
-                        f"{tokens} tokens; this server takes at most {service.settings.max_request_tokens}",
-                    )
             result = await asyncio.get_running_loop().run_in_executor(
-                None, partial(sessions.feed, session_id, **arguments)
+                None,
+                partial(feed_bounded, sessions, session_id, arguments, service.settings.max_request_tokens),
             )
         except NotSupportedError as error:
             return _error(404, str(error))
