@@ -23,7 +23,7 @@ FAMILIES = ("bert", "deberta-v2", "deberta-v3", "modernbert", "electra", "mpnet"
 # Encoder-decoder backbones (the encoder-decoder architectures), with the MiniLM tokenizer.
 SEQ2SEQ_FAMILIES = ("t5",)
 # Decoder backbones (the decoder-kv architecture), with the MiniLM tokenizer.
-DECODER_FAMILIES = ("qwen3", "qwen3_5")
+DECODER_FAMILIES = ("qwen3", "qwen3_5", "embedding_gemma2")
 HIDDEN = 32
 
 
@@ -103,6 +103,14 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedCo
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=False,
         )
+    if family == "embedding_gemma2":  # a bidirectional encoder, text only
+        from transformers.models.embedding_gemma2 import EmbeddingGemma2Config
+
+        text = {"vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 64,
+                "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+                "global_head_dim": 16, "hidden_size_per_layer_input": 8, "embedding_dim": HIDDEN,
+                "sliding_window": 8, "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+        return EmbeddingGemma2Config(text_config=text)
     if family == "t5":
         return T5Config(
             vocab_size=len(tokenizer),

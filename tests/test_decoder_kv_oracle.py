@@ -137,8 +137,9 @@ def test_scores_equal_the_official_pipeline(pair, kwargs: dict[str, Any]) -> Non
     assert max(spread) - min(spread) > 1e-2, "flat scores prove nothing"
 
 
-def test_a_qwen3_5_text_backbone_gives_the_official_scores(backbone_dir, tmp_path: Path) -> None:
-    folder = checkpoint(backbone_dir, tmp_path, "qwen3_5", recurrent_steps=2)
+@pytest.mark.parametrize("family", ["qwen3_5", "embedding_gemma2"])
+def test_other_backbones_give_the_official_scores(backbone_dir, tmp_path: Path, family: str) -> None:
+    folder = checkpoint(backbone_dir, tmp_path, family, recurrent_steps=2)
     classifier, theirs = Classifier.from_pretrained(folder, device="cpu"), oracle.load_official(folder)
     pipe = ZeroShotClassificationPipeline(
         theirs, classifier.tokenizer, classification_type="multi-label", device="cpu", progress_bar=False
@@ -148,6 +149,11 @@ def test_a_qwen3_5_text_backbone_gives_the_official_scores(backbone_dir, tmp_pat
     for ours, reference in zip(got, expected, strict=True):
         for label, score in as_scores(reference).items():
             assert ours.scores[label] == pytest.approx(score, abs=1e-5)
+    if family == "embedding_gemma2":  # attends both ways: no cache to stream with
+        from everylabel.streaming import StreamingSessions
+
+        with pytest.raises(NotSupportedError, match="EmbeddingGemma 2"):
+            StreamingSessions(classifier)
 
 
 def test_onnx_export_is_refused_naming_the_reason(pair, tmp_path: Path) -> None:

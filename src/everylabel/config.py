@@ -38,7 +38,7 @@ BI_ENCODERS: Final = ("bi-encoder", "bi-encoder-fused")
 # sequences, one for the encoder and one for the decoder.
 ENCODER_DECODERS: Final = ("encoder-decoder", "encoder-decoder-cls")
 # The decoder backbones of the decoder-kv architecture (its scorer reads their last hidden states).
-DECODER_KV_BACKBONES: Final = ("qwen3", "qwen3_5_text")
+DECODER_KV_BACKBONES: Final = ("qwen3", "qwen3_5_text", "embedding_gemma2_text")
 
 CONFIG_FORMAT_VERSION: Final = 1
 
@@ -182,6 +182,7 @@ class GLiClassConfig(PretrainedConfig):
         recurrent_confidence_coef: float = 0.0,
         recurrent_confidence_mode: str = "relative",
         recurrent_confidence_margin: float = 0.0,
+        use_embedding_projection: bool | None = None,
         **kwargs: Any,
     ) -> None:
         # The official config writes the backbone name under "encoder_model_name" but reads "encoder_model".
@@ -198,7 +199,18 @@ class GLiClassConfig(PretrainedConfig):
         self.label_model_name = label_model_name
 
         text_config = self.encoder_config.get_text_config()
-        self.hidden_size = hidden_size if hidden_size is not None else text_config.hidden_size
+        # decoder-kv on EmbeddingGemma 2: whether the scorer reads the backbone's embedding_projection
+        # (hidden -> embedding_dim) or its final-norm states; official rule: kept only by older
+        # checkpoints whose hidden_size is the embedding_dim.
+        gemma = text_config.model_type == "embedding_gemma2_text"
+        if use_embedding_projection is None:
+            use_embedding_projection = gemma and hidden_size == getattr(text_config, "embedding_dim", None)
+        self.use_embedding_projection = use_embedding_projection
+        if hidden_size is None:
+            hidden_size = (
+                text_config.embedding_dim if gemma and use_embedding_projection else text_config.hidden_size
+            )
+        self.hidden_size = hidden_size
         self.vocab_size = vocab_size if vocab_size is not None else text_config.vocab_size
         self.class_token_index = class_token_index if class_token_index != -1 else self.vocab_size
         self.text_token_index = text_token_index if text_token_index != -1 else self.vocab_size + 1
@@ -395,10 +407,11 @@ class GLiClassConfig(PretrainedConfig):
                 f"encoder_config: 'decoder-kv' runs on a decoder backbone "
                 f"({', '.join(DECODER_KV_BACKBONES)}), not {backbone.model_type!r}"
             )
-        if self.hidden_size != backbone.hidden_size:
+        width = backbone.embedding_dim if self.use_embedding_projection else backbone.hidden_size
+        if self.hidden_size != width:
             raise ConfigError(
-                f"hidden_size: {self.hidden_size} must equal the decoder's hidden size "
-                f"{backbone.hidden_size}: the decoder-kv scorer reads its states directly"
+                f"hidden_size: {self.hidden_size} must equal the width of the decoder's states, {width}: "
+                "the decoder-kv scorer reads them directly"
             )
         for key in ("scorer_encoder_num_layers", "recurrent_steps", "recurrent_min_steps"):
             value = getattr(self, key)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +38,22 @@ _EPS = 1e-8
 
 
 def build_decoder(config: GLiClassConfig) -> PreTrainedModel:
-    """A randomly initialised decoder from the nested config (its text model), sized to the vocabulary."""
-    decoder = AutoModel.from_config(config.encoder_config.get_text_config())
+    """A randomly initialised decoder from the nested config (its text model), sized to the vocabulary.
+
+    EmbeddingGemma 2 (a bidirectional encoder) is built as the official model builds it: the whole
+    `EmbeddingGemma2Model` without its vision and audio towers, its `embedding_projection` replaced by
+    the identity unless `use_embedding_projection`."""
+    if config.encoder_config.model_type == "embedding_gemma2":
+        from transformers.models.embedding_gemma2 import EmbeddingGemma2Model
+
+        composite: Any = config.encoder_config
+        composite.vision_config = composite.audio_config = None
+        decoder: PreTrainedModel = EmbeddingGemma2Model(composite)
+        if not config.use_embedding_projection:
+            text_model: Any = decoder.language_model
+            text_model.embedding_projection = nn.Identity()
+    else:
+        decoder = AutoModel.from_config(config.encoder_config.get_text_config())
     if decoder.get_input_embeddings().num_embeddings != config.vocab_size:
         decoder.resize_token_embeddings(config.vocab_size)
     return decoder
@@ -288,6 +303,8 @@ class DecoderKV(nn.Module):
         self.config = config
         self.decoder_model = backbone if backbone is not None else build_decoder(config)
         self.scorer = DecoderKVScorer(config)
+        # EmbeddingGemma 2 attends both ways and keeps no cache: one pass, no streaming sessions.
+        self.bidirectional = config.encoder_config.model_type == "embedding_gemma2"
 
     def steps(self) -> tuple[int, float | None]:
         """(steps, halt threshold) of this call: one without recurrence; in training a depth drawn
@@ -322,8 +339,8 @@ class DecoderKV(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             output_hidden_states=keep_layers,
-            use_cache=False,  # one pass; a cache would only cost memory
             return_dict=True,
+            **({} if self.bidirectional else {"use_cache": False}),  # one pass: a cache only costs memory
         )
         slots = self.num_slots(input_ids, num_slots)
         num_steps, halt = self.steps()

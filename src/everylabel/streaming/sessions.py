@@ -76,6 +76,11 @@ class StreamingSessions:
                 f"streaming sessions need a decoder-kv model on the torch backend; this is a "
                 f"{classifier.architecture_type} on {backend.kind}"
             )
+        if model.bidirectional:
+            raise NotSupportedError(
+                "streaming sessions: this backbone (EmbeddingGemma 2) attends both ways and keeps no cache; "
+                "classify the whole text instead"
+            )
         layer_types = getattr(model.decoder_model.config, "layer_types", None) or []
         if "linear_attention" in layer_types:
             raise NotSupportedError(
