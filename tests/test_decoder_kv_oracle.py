@@ -48,6 +48,9 @@ RECURRENCE = [
         id="read-text",
     ),
     pytest.param({"normalize_features": True, "problem_type": "single_label_classification"}, id="single"),
+    pytest.param(
+        {"use_calibrator": True, "calibrator_use_bias": True, "recurrent_steps": 2}, id="calibrated-2-steps"
+    ),
 ]
 
 
@@ -69,6 +72,8 @@ def test_official_checkpoint_loads_with_the_same_logits_and_back(
         got = ours(**inputs, max_num_classes=official.logits.shape[1])
     assert torch.allclose(got.logits, official.logits, atol=1e-5), (got.logits - official.logits).abs().max()
     assert (official.logits[:, 0] - official.logits[:, 1]).abs().max() > 1e-3, "flat logits prove nothing"
+    if options.get("use_calibrator"):  # the calibrator did something to compare
+        assert (got.logits - got.uncalibrated_logits).abs().max() > 1e-3
     ours.save_pretrained(tmp_path / "ours")  # and back
     again = oracle.load_official(tmp_path / "ours")
     with torch.no_grad():

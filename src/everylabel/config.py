@@ -425,8 +425,6 @@ class GLiClassConfig(PretrainedConfig):
                 f"recurrent_confidence_mode: {self.recurrent_confidence_mode!r} is not one of "
                 "'relative', 'absolute'"
             )
-        if self.use_calibrator:
-            raise ConfigError("use_calibrator: the decoder-kv calibrator is not supported yet")
 
     @property
     def sep_id(self) -> int:
