@@ -394,3 +394,21 @@ output._take_lock()
 print("locked", flush=True)
 time.sleep(600)
 """
+
+
+@pytest.mark.parametrize(("arch", "family"), [("encoder-decoder", "t5"), ("decoder-kv", "qwen3")])
+def test_the_other_architectures_run_in_batch_mode_as_in_classify(
+    backbone_dir, tmp_path: Path, arch: str, family: str
+) -> None:
+    model, tokenizer = create_model(backbone_dir(family), architecture_type=arch, scorer_type="mlp")
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    texts = [t or "" for t in TEXTS]
+    want = Classifier.from_pretrained(tmp_path / "model", backend="torch").classify(
+        texts, LABELS, progress=False
+    )
+    source = make_input("jsonl", tmp_path / "in")
+    summary = batch(*run_args(source, tmp_path / "out", str(tmp_path / "model"), "--text-column", "body"))
+    assert summary["rows_written"] == len(TEXTS)
+    for row, result in zip(pq.read_table(tmp_path / "out").to_pylist(), want, strict=True):
+        assert dict(row["scores"]) == pytest.approx(result.scores, abs=1e-6)
