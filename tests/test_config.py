@@ -132,6 +132,16 @@ def test_each_architecture_refuses_a_backbone_of_the_wrong_kind(architecture: st
         GLiClassConfig(encoder_config=tiny_bert(), scorer_type="decoder-kv")
 
 
+def test_a_multimodal_decoder_kv_checkpoint_is_refused_naming_the_key() -> None:
+    from transformers import Qwen3Config
+
+    qwen = Qwen3Config(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1, head_dim=16)  # fmt: skip
+    assert GLiClassConfig(encoder_config=qwen, architecture_type="decoder-kv").sep_id > 0
+    with pytest.raises(ConfigError, match=r"^multimodal: decoder-kv with images or audio"):
+        GLiClassConfig(encoder_config=qwen, architecture_type="decoder-kv", multimodal=True)
+
+
 def test_a_bi_encoder_needs_its_label_encoder() -> None:
     with pytest.raises(ConfigError, match=r"^label_model_name: architecture_type 'bi-encoder' needs a label"):
         GLiClassConfig(encoder_config=tiny_bert(), architecture_type="bi-encoder")

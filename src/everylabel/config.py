@@ -401,6 +401,11 @@ class GLiClassConfig(PretrainedConfig):
             )
 
     def _validate_decoder_kv(self) -> None:
+        if getattr(self, "multimodal", False):
+            raise ConfigError(
+                "multimodal: decoder-kv with images or audio (the whole Qwen3.5, Gemma 4 or EmbeddingGemma 2 "
+                "model) is not supported; text-only checkpoints are"
+            )
         backbone = self.encoder_config.get_text_config()
         if backbone.model_type not in DECODER_KV_BACKBONES:
             raise ConfigError(

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from ..config import GLiClassConfig
+from .head_modules import HeadModules
 from .head_output import HeadOutput, head_loss
-from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
+from .layers import FeaturesProjector
 from .pooling import pool
-from .scorers import DotScorer, build_scorer
+from .scorers import DotScorer
 from .uni_encoder import build_backbone
 
 _EPS = 1e-8
@@ -31,7 +31,7 @@ _EPS = 1e-8
 PADDED_SLOT_LOGIT = -1e3
 
 
-class BiEncoder(nn.Module):
+class BiEncoder(HeadModules):
     """Text encoder, label encoder, projectors and scorer, for both bi-encoder architectures."""
 
     def __init__(
@@ -49,19 +49,10 @@ class BiEncoder(nn.Module):
         self.label_encoder = (
             label_backbone if label_backbone is not None else AutoModel.from_config(config.label_model_config)
         )
-        self.text_projector = FeaturesProjector(width, config.hidden_size, act, config.dropout)
-        self.classes_projector = FeaturesProjector(width, config.hidden_size, act, config.dropout)
+        self.build_head(config, width)  # its lstm and squeeze-excitation are never read
         self.biencoder_projector = FeaturesProjector(
             config.label_hidden_size, config.hidden_size, act, 0.0, out_size=width
         )
-        self.scorer = build_scorer(config)
-        # Built for state-dict parity with the official model, which creates but never reads them.
-        if config.use_lstm:
-            self.lstm = BiLSTMEncoder(config.hidden_size, config.hidden_size // 2)
-        if config.squeeze_layers:
-            self.layer_wise_attention = LayerwiseAttention(config.num_encoder_layers, width)
-        self.dropout = nn.Dropout(config.dropout)
-        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
 
     @property
     def fused(self) -> bool:

@@ -17,19 +17,14 @@ Attribute names give the official state-dict keys (`model.encoder_decoder_model.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from transformers import PreTrainedModel
 
 from ..config import GLiClassConfig
 from . import features
+from .head_modules import HeadModules
 from .head_output import HeadOutput, head_loss
-from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
 from .pooling import pool
-from .scorers import build_scorer
 from .uni_encoder import build_backbone
-
-_EPS = 1e-8
 
 
 def bidirectional_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -42,7 +37,7 @@ def bidirectional_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torc
     return blocked.expand(batch, 1, seq, seq)
 
 
-class EncoderDecoder(nn.Module):
+class EncoderDecoder(HeadModules):
     """Backbone + projectors + scorer, for both encoder-decoder architectures."""
 
     def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
@@ -50,20 +45,7 @@ class EncoderDecoder(nn.Module):
         self.config = config
         width = config.encoder_hidden_size
         self.encoder_decoder_model = backbone if backbone is not None else build_backbone(config)
-        self.text_projector = FeaturesProjector(
-            width, config.hidden_size, config.projector_hidden_act, config.dropout
-        )
-        self.classes_projector = FeaturesProjector(
-            width, config.hidden_size, config.projector_hidden_act, config.dropout
-        )
-        self.scorer = build_scorer(config)
-        if config.use_lstm:
-            self.lstm = BiLSTMEncoder(config.hidden_size, config.hidden_size // 2)
-        # Built for state-dict parity with the official model, which creates but never reads it.
-        if config.squeeze_layers:
-            self.layer_wise_attention = LayerwiseAttention(config.num_encoder_layers, width)
-        self.dropout = nn.Dropout(config.dropout)
-        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.build_head(config, width)  # its squeeze-excitation is never read
 
     @property
     def text_in_decoder(self) -> bool:
@@ -92,7 +74,7 @@ class EncoderDecoder(nn.Module):
             states, class_input_ids, label_id, num_slots, cfg.embed_class_token
         )
 
-    def text_vectors(
+    def pool_text(
         self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, mask_padding: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, seq, width) text states -> the text vectors and the mask of the states they read.
@@ -151,18 +133,8 @@ class EncoderDecoder(nn.Module):
             label_states, text_states = out.last_hidden_state, out.encoder_last_hidden_state
         label_vectors = self.label_vectors(label_states, class_input_ids, class_attention_mask, slots)
         label_mask = features.label_slot_mask(class_input_ids, cfg.class_token_index, slots)
-        pooled, text_mask = self.text_vectors(text_states, input_ids, attention_mask, mask_padding)
-        text_vectors = self.dropout(self.text_projector(pooled))
-        label_vectors = self.classes_projector(label_vectors)
-        if cfg.normalize_features:
-            text_vectors = F.normalize(text_vectors, p=2, dim=-1, eps=_EPS)
-            label_vectors = F.normalize(label_vectors, p=2, dim=-1, eps=_EPS)
-        logits = self.scorer(
-            text_vectors, label_vectors, text_mask=text_mask, label_mask=label_mask if mask_padding else None
-        )
-        if cfg.normalize_features:
-            logits = logits * self.logit_scale  # used as is, not exponentiated
-        head = HeadOutput(logits, text_vectors, label_vectors, label_mask)
+        pooled, text_mask = self.pool_text(text_states, input_ids, attention_mask, mask_padding)
+        head = self.score(pooled, label_vectors, text_mask, label_mask, mask_padding)
         loss = head_loss(cfg, head, labels) if labels is not None else None
         layers = None
         if keep_layers:

@@ -17,6 +17,7 @@ from .bi_encoder import BiEncoder
 from .calibrator import Calibrator, CalibratorOutput, build_calibrator, calibrate
 from .decoder_kv import DecoderKV
 from .encoder_decoder import EncoderDecoder
+from .head_modules import HeadModules
 from .uni_encoder import UniEncoder
 
 
@@ -68,7 +69,7 @@ class GLiClassPreTrainedModel(PreTrainedModel):
                     init.normal_(param, mean=0.0, std=std)
                 else:
                     init.zeros_(param)
-        elif isinstance(module, (UniEncoder, BiEncoder, EncoderDecoder)):
+        elif isinstance(module, HeadModules):
             init.constant_(module.logit_scale, float(self.config.logit_scale_init_value))
 
 

@@ -8,13 +8,10 @@ from transformers import AutoModel, PreTrainedModel
 
 from ..config import GLiClassConfig
 from . import features
+from .head_modules import HeadModules
 from .head_output import HeadOutput, head_loss
-from .layers import BiLSTMEncoder, FeaturesProjector, LayerwiseAttention
 from .pooling import pool
-from .scorers import build_scorer
 from .selected_rows import encode_selected_rows, supports_selected_rows
-
-_EPS = 1e-8
 
 
 def build_backbone(config: GLiClassConfig) -> PreTrainedModel:
@@ -25,7 +22,7 @@ def build_backbone(config: GLiClassConfig) -> PreTrainedModel:
     return backbone
 
 
-class UniEncoder(nn.Module):
+class UniEncoder(HeadModules):
     """Backbone + projectors + scorer. Attribute names give the official `model.*` state-dict keys."""
 
     def __init__(self, config: GLiClassConfig, backbone: PreTrainedModel | None = None) -> None:
@@ -33,21 +30,9 @@ class UniEncoder(nn.Module):
         self.config = config
         width = config.encoder_hidden_size
         self.encoder_model = backbone if backbone is not None else build_backbone(config)
-        self.text_projector = FeaturesProjector(
-            width, config.hidden_size, config.projector_hidden_act, config.dropout
-        )
-        self.classes_projector = FeaturesProjector(
-            width, config.hidden_size, config.projector_hidden_act, config.dropout
-        )
-        self.scorer = build_scorer(config)
-        if config.use_lstm:
-            self.lstm = BiLSTMEncoder(config.hidden_size, config.hidden_size // 2)
-        if config.squeeze_layers:
-            self.layer_wise_attention = LayerwiseAttention(config.num_encoder_layers, width)
+        self.build_head(config, width)
         if config.use_segment_embeddings:
             self.segment_embeddings = nn.Embedding(3, width)
-        self.dropout = nn.Dropout(config.dropout)
-        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
         # Inference shortcut (selected_rows.py): the last layer only where the head reads it.
         self.last_layer_at_read_rows = True
 
@@ -168,17 +153,8 @@ class UniEncoder(nn.Module):
             text_mask = text_mask[:, : text_states.shape[1]]
 
         pool_mask = text_mask if mask_padding or cfg.pool_text_before_examples else None
-        text_vectors = self.dropout(self.text_projector(pool(cfg.pooling_strategy, text_states, pool_mask)))
-        label_vectors = self.classes_projector(label_vectors)
-        if cfg.normalize_features:
-            text_vectors = text_vectors / (text_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
-            label_vectors = label_vectors / (label_vectors.norm(p=2, dim=-1, keepdim=True) + _EPS)
-        logits = self.scorer(
-            text_vectors, label_vectors, text_mask=text_mask, label_mask=label_mask if mask_padding else None
-        )
-        if cfg.normalize_features:
-            logits = logits * self.logit_scale  # used as is, not exponentiated
-        return HeadOutput(logits, text_vectors, label_vectors, label_mask)
+        pooled = pool(cfg.pooling_strategy, text_states, pool_mask)
+        return self.score(pooled, label_vectors, text_mask, label_mask, mask_padding)
 
     def loss(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
         return head_loss(self.config, out, labels)
