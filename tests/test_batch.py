@@ -396,6 +396,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow  # about 7 s; the engine under batch mode is the one the architecture tests cover
 @pytest.mark.parametrize(("arch", "family"), [("encoder-decoder", "t5"), ("decoder-kv", "qwen3")])
 def test_the_other_architectures_run_in_batch_mode_as_in_classify(
     backbone_dir, tmp_path: Path, arch: str, family: str

@@ -41,13 +41,19 @@ def checkpoint(backbone_dir: Any, folder: Path, family: str = "qwen3", **options
 
 RECURRENCE = [
     pytest.param({}, id="one-step"),
-    pytest.param({"recurrent_steps": 2, "recurrent_halt_threshold": 0.0}, id="2-steps"),
+    pytest.param(
+        {"recurrent_steps": 2, "recurrent_halt_threshold": 0.0}, id="2-steps", marks=pytest.mark.slow
+    ),
     pytest.param({"recurrent_steps": 4, "recurrent_halt_threshold": 0.002}, id="4-steps-halting"),
     pytest.param(
         {"recurrent_steps": 3, "recurrent_read_text": True, "recurrent_inference_max_steps": 5},
         id="read-text",
     ),
-    pytest.param({"normalize_features": True, "problem_type": "single_label_classification"}, id="single"),
+    pytest.param(
+        {"normalize_features": True, "problem_type": "single_label_classification"},
+        id="single",
+        marks=pytest.mark.slow,
+    ),
     pytest.param(
         {"use_calibrator": True, "calibrator_use_bias": True, "recurrent_steps": 2}, id="calibrated-2-steps"
     ),

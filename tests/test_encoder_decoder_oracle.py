@@ -21,6 +21,7 @@ from everylabel.modeling.model import GLiClassModel
 from tests import oracle
 
 ARCHITECTURES = ("encoder-decoder", "encoder-decoder-cls")
+DEFAULT_CASES = {("encoder-decoder", "avg"), ("encoder-decoder-cls", "first")}
 TEXTS = [text for text, _ in oracle.ROWS]
 PER_TEXT = [labels for _, labels in oracle.ROWS]
 LABELS = ["sports", "politics", "cooking", "weather", "economy"]
@@ -39,8 +40,17 @@ def official_logits(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor
         return model(**inputs).logits
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-@pytest.mark.parametrize(("pooling", "normalize"), [("first", False), ("avg", True), ("max", False)])
+# Two cases in `make test`, the other four with `-m slow`.
+BOTH_WAYS = [
+    pytest.param(
+        arch, pooling, normalize, marks=[] if (arch, pooling) in DEFAULT_CASES else [pytest.mark.slow]
+    )
+    for arch in ARCHITECTURES
+    for pooling, normalize in (("first", False), ("avg", True), ("max", False))
+]
+
+
+@pytest.mark.parametrize(("arch", "pooling", "normalize"), BOTH_WAYS)
 def test_official_checkpoint_loads_with_the_same_logits_and_back(
     backbone_dir, tmp_path: Path, arch: str, pooling: str, normalize: bool
 ) -> None:

@@ -189,6 +189,7 @@ def test_the_blend_background_ships_embedded_and_gives_the_same_scores(default_e
         assert all(abs(x.scores[k] - y.scores[k]) < 1e-6 for k in x.scores)
 
 
+@pytest.mark.slow  # exports the default model (about 18 s); int8 itself is tested on a tiny model
 def test_int8_export_loads_and_agrees_on_unambiguous_texts(tmp_path) -> None:
     # Every weight node int8: ranking the nodes to keep fp32 costs a quantization per node (about
     # 25 s here); the kept nodes are tested on a tiny model (test_onnx_fusion.py).

@@ -191,7 +191,7 @@ class InputBuilder:
         self.description_mode = description_mode
         # The decoder-kv format adds no special tokens around its sequence.
         self.prefix, self.suffix = ([], []) if self.layout == "decoder" else wrapping_ids(tokenizer)
-        self.forbidden = {self.label_id, self.sep_id, self.example_id}
+        self.forbidden = {*config.special_token_ids(), self.sep_id}
         self._label_cache: OrderedDict[str, list[int]] = OrderedDict()
         self._label_cache_size = label_cache_size
         self._cache_lock = threading.Lock()

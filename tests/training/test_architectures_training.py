@@ -16,6 +16,9 @@ from tests.toy import TOPICS, topic_shots
 from tests.training.runs import TOY_MODEL, config, logged
 
 # (architecture, backbone family, extra config keys)
+# Each trains a small model three ways (about 10 s in all): with `-m slow`, to keep `make test` in budget.
+pytestmark = pytest.mark.slow
+
 ARCHITECTURES = [
     ("encoder-decoder", "t5", {}),
     ("encoder-decoder-cls", "t5", {}),
