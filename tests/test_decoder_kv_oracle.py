@@ -175,3 +175,18 @@ def test_onnx_export_is_refused_naming_the_reason(pair, tmp_path: Path) -> None:
     with pytest.raises(NotSupportedError, match="architecture_type: 'decoder-kv' cannot be exported"):
         export_onnx(folder, tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_the_recurrent_training_loss_is_the_official_one(backbone_dir, tmp_path: Path, mode: str) -> None:
+    options = {"recurrent_steps": 4, "recurrent_confidence_coef": 0.3, "recurrent_confidence_mode": mode,
+               "problem_type": "multi_label_classification",
+               "recurrent_confidence_margin": 0.1}  # fmt: skip
+    folder = checkpoint(backbone_dir, tmp_path, **options)
+    theirs, ours = oracle.load_official(folder), GLiClassModel.from_pretrained(folder)
+    generator = torch.Generator().manual_seed(0)
+    steps = [torch.randn(3, 4, generator=generator) for _ in range(4)]  # (texts, labels) per step
+    targets = (torch.rand(3, 4, generator=generator) > 0.5).float()
+    valid = torch.tensor([[True] * 4, [True] * 3 + [False], [True] * 2 + [False] * 2])
+    expected = theirs.model.get_recurrent_loss(steps, targets, valid)[0]
+    assert ours.model.loss(steps, targets, valid) == pytest.approx(float(expected), abs=1e-6)

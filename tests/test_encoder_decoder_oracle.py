@@ -137,3 +137,13 @@ def test_padding_sensitive_pooling_matches_the_official_pipeline_one_text_at_a_t
     for ours, reference in zip(got, expected, strict=True):
         for label, score in as_scores(reference).items():
             assert ours.scores[label] == pytest.approx(score, abs=1e-5)
+
+
+def test_the_official_loader_leaves_the_t5_decoder_embeddings_untied(backbone_dir, tmp_path: Path) -> None:
+    # Why the oracle re-ties them (README, "Compatibility"): everylabel loads them tied.
+    folder = checkpoint(backbone_dir, tmp_path, "encoder-decoder")
+    backbone = oracle.load_official(folder).model.encoder_decoder_model
+    assert backbone.decoder.embed_tokens.weight is not backbone.shared.weight
+    assert not torch.equal(backbone.decoder.embed_tokens.weight, backbone.shared.weight)
+    ours = GLiClassModel.from_pretrained(folder).model.encoder_decoder_model
+    assert ours.decoder.embed_tokens.weight is ours.shared.weight

@@ -152,6 +152,24 @@ def test_sessions_fed_from_threads_equal_sessions_fed_in_turn(classifier: Classi
             assert a.scores == pytest.approx(b.scores, abs=1e-5)
 
 
+def test_a_recurrent_model_that_reads_the_text_streams(backbone_dir, tmp_path: Path) -> None:
+    backbone = backbone_dir("qwen3")
+    folder = oracle.official_checkpoint(
+        backbone, tmp_path, architecture_type="decoder-kv", scorer_mlp_hidden_size=64, recurrent_steps=3,
+        recurrent_read_text=True, sep_token_index=len(AutoTokenizer.from_pretrained(backbone)) + 1,
+    )  # fmt: skip
+    classifier = Classifier.from_pretrained(folder, device="cpu")
+    official = StreamingZeroShotClassificationPipeline(
+        oracle.load_official(folder), classifier.tokenizer, device="cpu"
+    )
+    with pytest.raises(ValueError, match="recurrent_read_text requires text_hidden_states"):
+        official(CHUNKS[0], LABELS, session_ids="doc")
+    sessions = StreamingSessions(classifier)
+    results = [sessions.feed("doc", chunk, LABELS) for chunk in CHUNKS[:3]]
+    assert all(r is not None and set(r.scores) == set(LABELS) for r in results)
+    assert results[0].scores != results[2].scores  # the text read changes as the document grows
+
+
 def test_bad_use_is_refused_naming_the_field(classifier: Classifier, backbone_dir, tmp_path: Path) -> None:
     sessions = StreamingSessions(classifier, max_sessions=1)
     sessions.feed("a", "The match.", LABELS, prompt="Topic:")
@@ -200,3 +218,17 @@ def test_http_sessions_answer_as_the_library(classifier: Classifier) -> None:
         wait_for(lambda: client.get("/health").status_code == 200)
         long = client.post("/v1/sessions/doc", json={"text": " ".join(SENTENCES), "labels": LABELS})
         assert long.status_code == 413 and long.json()["field"] == "text"
+
+
+def test_http_sessions_of_another_architecture_answer_404_naming_why(backbone_dir, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from everylabel.serving import create_app
+    from tests.test_serve import wait_for
+
+    uni = Classifier.from_pretrained(oracle.official_checkpoint(backbone_dir("bert"), tmp_path), device="cpu")
+    with TestClient(create_app(lambda: uni)) as client:
+        wait_for(lambda: client.get("/health").status_code == 200)
+        answer = client.post("/v1/sessions/doc", json={"text": "a match", "labels": LABELS})
+        assert answer.status_code == 404 and "need a decoder-kv model" in answer.json()["detail"]
