@@ -75,41 +75,23 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedCo
         return ElectraConfig(**common, **no_dropout, embedding_size=16)
     if family == "mpnet":
         return MPNetConfig(**common, **no_dropout)
+    # The decoder backbones share their sizes: grouped-query attention with one key-value head.
+    decoder = {"vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 64,
+               "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+               "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
     if family == "qwen3":
-        return Qwen3Config(
-            vocab_size=len(tokenizer),
-            hidden_size=HIDDEN,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            max_position_embeddings=512,
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=False,
-        )
+        return Qwen3Config(**decoder, max_position_embeddings=512, tie_word_embeddings=False)
     if family == "qwen3_5":  # Qwen3.5's text model: a linear-attention layer, then a full one
         from transformers.models.qwen3_5 import Qwen3_5TextConfig
 
         return Qwen3_5TextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=HIDDEN,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            layer_types=["linear_attention", "full_attention"],
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=False,
+            **decoder, layer_types=["linear_attention", "full_attention"], tie_word_embeddings=False
         )
     if family == "embedding_gemma2":  # a bidirectional encoder, text only
         from transformers.models.embedding_gemma2 import EmbeddingGemma2Config
 
-        text = {"vocab_size": len(tokenizer), "hidden_size": HIDDEN, "intermediate_size": 64,
-                "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
-                "global_head_dim": 16, "hidden_size_per_layer_input": 8, "embedding_dim": HIDDEN,
-                "sliding_window": 8, "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+        text = {**decoder, "global_head_dim": 16, "hidden_size_per_layer_input": 8, "embedding_dim": HIDDEN,
+                "sliding_window": 8}  # fmt: skip
         return EmbeddingGemma2Config(text_config=text)
     if family == "t5":
         return T5Config(

@@ -46,6 +46,22 @@ def spread_weights(model: torch.nn.Module, std: float = 0.2) -> None:
             param.copy_(torch.randn(param.shape, generator=generator) * std)
 
 
+def official(model: Any, tokenizer: Any, mode: str, batch_size: int = 8, **kwargs: Any) -> list:
+    """The official `ZeroShotClassificationPipeline`'s answers for `model` ("multi-label" or
+    "single-label"), on the CPU, with the rest of `kwargs` (texts, labels, threshold, ...)."""
+    from gliclass import ZeroShotClassificationPipeline
+
+    pipe = ZeroShotClassificationPipeline(
+        model, tokenizer, classification_type=mode, device="cpu", progress_bar=False
+    )
+    return pipe(batch_size=batch_size, **kwargs)
+
+
+def as_scores(predictions: list[dict[str, Any]]) -> dict[str, float]:
+    """An official pipeline answer for one text as label -> score."""
+    return {p["label"]: p["score"] for p in predictions}
+
+
 def load_official(path: Path) -> OfficialModel:
     return OfficialModel.from_pretrained(path).eval()
 

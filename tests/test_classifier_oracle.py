@@ -33,14 +33,10 @@ def pair(request, backbone_dir, tmp_path_factory) -> tuple[Classifier, ZeroShotC
 def official(
     pipeline_model: Any, classifier: Classifier, mode: str, batch_size: int = 8, **kwargs: Any
 ) -> list:
-    pipe = ZeroShotClassificationPipeline(
-        pipeline_model, classifier.tokenizer, classification_type=mode, device="cpu", progress_bar=False
-    )
-    return pipe(batch_size=batch_size, **kwargs)
+    return oracle.official(pipeline_model, classifier.tokenizer, mode, batch_size, **kwargs)
 
 
-def as_scores(predictions: list[dict[str, Any]]) -> dict[str, float]:
-    return {p["label"]: p["score"] for p in predictions}
+as_scores = oracle.as_scores
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [

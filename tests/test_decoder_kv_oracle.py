@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-from gliclass import ZeroShotClassificationPipeline
 from gliclass.pipeline import DecoderKVZeroShotClassificationPipeline
 from transformers import AutoTokenizer
 
@@ -117,8 +116,7 @@ def pair(request, backbone_dir, tmp_path_factory) -> tuple[Classifier, Any]:
     return Classifier.from_pretrained(folder, device="cpu"), oracle.load_official(folder)
 
 
-def as_scores(predictions: list[dict[str, Any]]) -> dict[str, float]:
-    return {p["label"]: p["score"] for p in predictions}
+as_scores = oracle.as_scores
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [
@@ -133,10 +131,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 @pytest.mark.parametrize("kwargs", [c[1] for c in CASES], ids=[c[0] for c in CASES])
 def test_scores_equal_the_official_pipeline(pair, kwargs: dict[str, Any]) -> None:
     classifier, theirs = pair
-    pipe = ZeroShotClassificationPipeline(
-        theirs, classifier.tokenizer, classification_type="multi-label", device="cpu", progress_bar=False
+    expected = oracle.official(
+        theirs, classifier.tokenizer, "multi-label", texts=TEXTS, threshold=0.0, **kwargs
     )
-    expected = pipe(TEXTS, threshold=0.0, batch_size=8, **kwargs)
     got = classifier.classify(TEXTS, threshold=0.0, **kwargs)
     spread = []
     for ours, reference in zip(got, expected, strict=True):
@@ -152,10 +149,15 @@ def test_scores_equal_the_official_pipeline(pair, kwargs: dict[str, Any]) -> Non
 def test_other_backbones_give_the_official_scores(backbone_dir, tmp_path: Path, family: str) -> None:
     folder = checkpoint(backbone_dir, tmp_path, family, recurrent_steps=2)
     classifier, theirs = Classifier.from_pretrained(folder, device="cpu"), oracle.load_official(folder)
-    pipe = ZeroShotClassificationPipeline(
-        theirs, classifier.tokenizer, classification_type="multi-label", device="cpu", progress_bar=False
+    expected = oracle.official(
+        theirs,
+        classifier.tokenizer,
+        "multi-label",
+        texts=TEXTS,
+        labels=PER_TEXT,
+        threshold=0.0,
+        prompt="Topic:",
     )
-    expected = pipe(TEXTS, PER_TEXT, threshold=0.0, prompt="Topic:")
     got = classifier.classify(TEXTS, PER_TEXT, prompt="Topic:")
     for ours, reference in zip(got, expected, strict=True):
         for label, score in as_scores(reference).items():

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-from gliclass import ZeroShotClassificationPipeline
 from gliclass.pipeline import EncoderDecoderZeroShotClassificationPipeline
 from transformers import AutoTokenizer
 
@@ -83,14 +82,10 @@ def pair(request, backbone_dir, tmp_path_factory) -> tuple[Classifier, Any]:
 
 
 def official(model: Any, classifier: Classifier, mode: str, batch_size: int = 8, **kwargs: Any) -> list:
-    pipe = ZeroShotClassificationPipeline(
-        model, classifier.tokenizer, classification_type=mode, device="cpu", progress_bar=False
-    )
-    return pipe(batch_size=batch_size, **kwargs)
+    return oracle.official(model, classifier.tokenizer, mode, batch_size, **kwargs)
 
 
-def as_scores(predictions: list[dict[str, Any]]) -> dict[str, float]:
-    return {p["label"]: p["score"] for p in predictions}
+as_scores = oracle.as_scores
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .manifest import OnnxManifest
+from .runtime import Session
 
 GRAPHS = ("model", "label_encoder", "embedding")
 # Graphs left in fp32 unless asked: an embedding blend multiplies the embedding's cosine error by
@@ -104,31 +105,25 @@ def node_errors(folder: Path, name: str, prepared: Path, quantize: Callable[...,
 
     `quantize(target, nodes_to_quantize=[...])` writes the quantized graph of `prepared` to `target`.
     """
-    feeds, expected = _parity_io(folder, name, _session(prepared))
+    feeds, expected = _parity_io(folder, name, Session(prepared, None))
     trial = folder / f"{name}.trial.onnx"
     errors = {}
     try:
         for node in weight_nodes(prepared):
             quantize(str(trial), nodes_to_quantize=[node])
-            got = _session(trial).run(None, feeds)[0]
+            got = Session(trial, None).run(feeds)
             errors[node] = float(np.sqrt(np.mean((got - expected) ** 2)))
     finally:
         trial.unlink(missing_ok=True)
     return errors
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _parity_io(folder: Path, name: str, session: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _parity_io(folder: Path, name: str, session: Session) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The parity inputs of graph `name` (run by `session`) and its fp32 output, as recorded at export."""
     parity = np.load(folder / "parity.npz")
     prefix = PARITY_PREFIX[name]
-    feeds = {i.name: parity[f"{prefix}.{i.name}"] for i in session.get_inputs()}
-    return feeds, parity[f"{prefix}.{session.get_outputs()[0].name}"]
+    feeds = {key: parity[f"{prefix}.{key}"] for key in session.inputs}
+    return feeds, parity[f"{prefix}.{session.session.get_outputs()[0].name}"]
 
 
 def agreement(folder: Path, manifest: OnnxManifest) -> dict[str, Any]:
@@ -137,9 +132,9 @@ def agreement(folder: Path, manifest: OnnxManifest) -> dict[str, Any]:
     for name in PARITY_PREFIX:
         if not (folder / f"{name}.onnx").exists():
             continue
-        session = _session(folder / f"{name}.onnx")
+        session = Session(folder / f"{name}.onnx", None)
         feeds, expected = _parity_io(folder, name, session)
-        got = session.run(None, feeds)[0]
+        got = session.run(feeds)
         report[f"{name}_max_abs_difference"] = float(np.abs(got - expected).max())
         if name == "model":  # the top label of each row among its real labels
             if "label_index" in feeds:
