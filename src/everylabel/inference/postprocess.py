@@ -120,17 +120,13 @@ def _text_result(
         names = prepared.label_names[index]
         orders = [prepared.requests[r].labels for r in range(first, first + count)]
         scores = average_orders(names, orders, [s for s, _ in merged])
-    ranked = sorted(range(len(names)), key=lambda i: -scores[i])
-    if prepared.multi_label:
-        limits = prepared.thresholds[index]
-        predicted = [names[i] for i in ranked if scores[i] >= limits[names[i]]]
-    elif choice is not None:  # the best label of each group, best first
+    if choice is not None and not prepared.multi_label:  # the best label of each group, best first
         best_of_group: dict[int, str] = {}
-        for i in ranked:
+        for i in sorted(range(len(names)), key=lambda i: -scores[i]):
             best_of_group.setdefault(choice[names[i]], names[i])
         predicted = list(best_of_group.values())
     else:
-        predicted = [names[ranked[0]]]
+        predicted = decide(names, scores, prepared.thresholds[index], prepared.multi_label)
     plan = prepared.plans[first]
     chunked = prepared.truncation == "chunk" and any(len(w) > 1 for w in plan.windows)
     return ClassificationResult(
@@ -163,7 +159,7 @@ def merge(
     parts, best = [], []
     for windows in groups:
         stacked = np.stack(windows)  # (windows, labels in group)
-        values = 1.0 / (1.0 + np.exp(-stacked)) if prepared.multi_label else stacked
+        values = sigmoid(stacked) if prepared.multi_label else stacked
         parts.append(values.max(axis=0) if prepared.aggregation == "max" else values.mean(axis=0))
         best.append(values.argmax(axis=0))
     merged, where = np.concatenate(parts).astype(np.float64), np.concatenate(best)
@@ -171,9 +167,26 @@ def merge(
         group_of = np.array([choice[name] for name in names]) if choice else np.zeros(len(names), dtype=int)
         for group in np.unique(group_of):
             members = group_of == group
-            shifted = np.exp(merged[members] - merged[members].max())
-            merged[members] = shifted / shifted.sum()
+            merged[members] = softmax(merged[members])
     return merged, where
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-values))
+
+
+def softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max())
+    return shifted / shifted.sum()
+
+
+def decide(names: list[str], scores: np.ndarray, limits: dict[str, float], multi_label: bool) -> list[str]:
+    """The predicted labels, best first: multi-label, those at or over their threshold; single-label,
+    the top one."""
+    ranked = sorted(range(len(names)), key=lambda i: -scores[i])
+    if multi_label:
+        return [names[i] for i in ranked if scores[i] >= limits[names[i]]]
+    return [names[ranked[0]]]
 
 
 def average_orders(names: list[str], orders: list[list[str]], scores: list[np.ndarray]) -> np.ndarray:

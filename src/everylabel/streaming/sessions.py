@@ -29,6 +29,7 @@ from transformers.cache_utils import DynamicCache
 
 from ..errors import InputError, NotSupportedError, TooMuchWork
 from ..inference import inputs
+from ..inference.postprocess import decide, sigmoid, softmax
 from ..inference.results import ClassificationResult
 from ..modeling.decoder_kv import DecoderKV
 from ..prompt import example_segment
@@ -313,15 +314,9 @@ def _move(session: Session, device: torch.device) -> None:
 def _result(
     names: list[str], logits: np.ndarray, limits: dict[str, float], multi_label: bool, tokens: int
 ) -> ClassificationResult:
-    if multi_label:
-        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    else:
-        shifted = np.exp(logits.astype(np.float64) - logits.max())
-        scores = shifted / shifted.sum()
-    ranked = sorted(range(len(names)), key=lambda i: -scores[i])
-    predicted = (
-        [names[i] for i in ranked if scores[i] >= limits[names[i]]] if multi_label else [names[ranked[0]]]
-    )
+    values = logits.astype(np.float64)
+    scores = sigmoid(values) if multi_label else softmax(values)
+    predicted = decide(names, scores, limits, multi_label)
     return ClassificationResult(
         index=0,
         labels=predicted,
