@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..errors import InputError, TooMuchWork
 from ..inference.engine import ClassifierEngine
+from ..inference.results import ClassificationResult
 from ..prompt import WorkBudget
 from .http import error as _error
 from .http import read_body as _read_body
@@ -227,16 +228,45 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
 
 
 async def _classify(service: Service, request: Request) -> Response:
-    settings, scheduler, classifier = service.settings, service.scheduler, service.classifier
-    if scheduler is None or classifier is None:
-        loading = service.status == "loading"
-        detail = "the model is loading" if loading else f"the model failed: {service.error}"
-        return _error(503, detail, retry_after=5)
-    body = await _read_body(request, settings.max_body_bytes)
+    """`POST /v1/classify`: everylabel's own protocol."""
+    if service.scheduler is None or service.classifier is None:
+        return not_ready(service)
+    body = await _read_body(request, service.settings.max_body_bytes)
     if isinstance(body, Response):
         return body
     try:
-        arguments, count = parse_body(body, settings.max_request_texts)
+        arguments, count = parse_body(body, service.settings.max_request_texts)
+    except TooLarge as error:
+        return _error(413, str(error))
+    except InputError as error:
+        return _error(422, str(error), field=error.field)
+    outcome = await classify_arguments(service, request, arguments, count)
+    if isinstance(outcome, Response):
+        return outcome
+    return JSONResponse({"model": service.settings.model, "results": [r.to_dict() for r in outcome]})
+
+
+def not_ready(service: Service) -> Response:
+    """503 while the model loads, or after it failed to."""
+    loading = service.status == "loading"
+    detail = "the model is loading" if loading else f"the model failed: {service.error}"
+    return _error(503, detail, retry_after=5)
+
+
+async def classify_arguments(
+    service: Service, request: Request, arguments: dict[str, Any], count: int
+) -> list[ClassificationResult] | Response:
+    """Classify with `prepare`'s keyword arguments (`count` texts) through the scheduler: the
+    results, or the error answer. Every protocol the service speaks ends here, so each is bounded,
+    batched and answered as `Classifier.classify` would."""
+    settings, scheduler, classifier = service.settings, service.scheduler, service.classifier
+    if scheduler is None or classifier is None:
+        return not_ready(service)
+    try:
+        if count > settings.max_request_texts:
+            raise TooLarge(
+                f"texts: {count} texts in one request; this server takes at most {settings.max_request_texts}"
+            )
         if settings.retriever is not None and arguments.get("shortlist") is not None:
             arguments["retriever"] = settings.retriever
         prepared = await asyncio.get_running_loop().run_in_executor(
@@ -269,8 +299,7 @@ async def _classify(service: Service, request: Request) -> Response:
     if failure is not None:
         logger.error("classify failed: %s: %s", type(failure).__name__, failure, exc_info=failure)
         return _error(500, f"internal error: {type(failure).__name__}: {failure}")
-    results = [result.to_dict() for result in job.future.result()]
-    return JSONResponse({"model": settings.model, "results": results})
+    return job.future.result()
 
 
 async def _disconnected(request: Request) -> None:
