@@ -307,3 +307,108 @@ def test_a_labels_file_of_two_item_lists_is_refused_not_misread(
     rows.write_text(json.dumps({"text": "a match", "labels": [["sports", "ball games"]]}) + "\n")
     code, _, err = run(capsys, "classify", "--input", str(rows), "--model", model_dir)
     assert code == 2 and '"description"' in err  # a row's own labels: a list is no label either
+
+
+ID_INPUTS = [
+    ("csv", 'key,text\nA7,"first, with a comma"\n\nA7,second\n', ["A7", "A7"]),
+    ("tsv", "text\tkey\nfirst\t1\nsecond\t\n", ["1", ""]),
+    ("jsonl", '{"text": "first", "key": "x"}\n\n{"text": "second", "key": 17}\n'
+              '{"text": "third", "key": null}\n', ["x", "17", None]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "content", "ids"), ID_INPUTS, ids=[i[0] for i in ID_INPUTS])
+def test_id_column_is_written_after_the_index_on_every_line(
+    capsys, model_dir: str, tmp_path: Path, kind: str, content: str, ids: list
+) -> None:
+    """Ids as `batch` keeps them: strings (numbers as their string, null as null), duplicates as given."""
+    source = tmp_path / f"in.{kind}"
+    source.write_text(content)
+    code, out, err = run(capsys, "classify", "--input", str(source), "--id-column", "key", "--labels", "a,b",
+                         "--model", model_dir, "--no-progress")  # fmt: skip
+    assert code == 0 and err == ""
+    rows = jsonl(out)
+    assert [(r["index"], r["id"]) for r in rows] == list(enumerate(ids))
+    assert all(list(r)[:3] == ["index", "id", "labels"] for r in rows)
+
+
+def test_id_column_in_the_table_format(capsys, model_dir: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("key,text\nA7,first\nB2,second\n")
+    code, out, _ = run(capsys, "classify", "--input", str(source), "--id-column", "key", "--labels", "a,b",
+                       "--model", model_dir, "--format", "table")  # fmt: skip
+    heads = [line for line in out.splitlines() if line.startswith("[")]
+    assert code == 0 and heads == ['[0 id="A7"] first', '[1 id="B2"] second']
+
+
+def test_id_column_errors_name_the_column_and_the_place(
+    capsys, model_dir: str, tmp_path: Path, monkeypatch
+) -> None:
+    files = {
+        "no-column.csv": "id,text\n1,x\n",
+        "short-row.csv": "text,key\nx,1\ny\n",
+        "no-field.jsonl": '{"text": "x", "key": "1"}\n{"text": "y"}\n',
+        "bad-type.jsonl": '{"text": "x", "key": ["1"]}\n',
+        "lines.txt": "x\ny\n",
+    }
+    expected = {
+        "no-column.csv": "no-column.csv: no column 'key' (columns: id, text); check --id-column",
+        "short-row.csv": "short-row.csv:3: no value for column 'key' (1 fields, the header has 2)",
+        "no-field.jsonl": "no-field.jsonl:2: no field 'key' (fields: text); check --id-column",
+        "bad-type.jsonl": "bad-type.jsonl:1: field 'key' is list; ids are strings or numbers",
+        "lines.txt": "lines.txt is read as one text a line, with no columns; give a .jsonl, .csv or .tsv",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        code, _, err = run(capsys, "classify", "--input", str(tmp_path / name), "--id-column", "key",
+                           "--labels", "a", "--model", model_dir, "--no-progress")  # fmt: skip
+        assert code == 2 and err.count("\n") == 1 and expected[name] in err, (name, err)
+    assert "everylabel: error: --id-column: " + str(tmp_path / "lines.txt") in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one\ntwo\n"))
+    code, out, err = run(capsys, "classify", "--id-column", "key", "--labels", "a", "--model", model_dir)
+    assert code == 2 and out == ""
+    assert err == "everylabel: error: --id-column: standard input (one text a line) has no columns; give a "\
+        ".jsonl, .csv or .tsv file with --input\n"  # fmt: skip
+
+
+def test_a_file_is_counted_so_its_progress_shows_a_total(
+    capsys, model_dir: str, tmp_path: Path, monkeypatch
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('text\n"a text\nover two lines"\n\nsecond\nthird\n')
+    code, out, err = run(capsys, "classify", "--input", str(source), "--labels", "a,b", "--model", model_dir,
+                         "--progress")  # fmt: skip
+    assert code == 0 and [r["index"] for r in jsonl(out)] == [0, 1, 2]  # the bar stays off stdout
+    assert "3/3" in err and "100%" in err and "<00:00" in err  # a total, then the time left
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one\ntwo\n"))
+    code, out, err = run(capsys, "classify", "--labels", "a,b", "--model", model_dir, "--progress")
+    assert code == 0 and len(jsonl(out)) == 2
+    assert "2input [" in err and "%" not in err  # a stream: no total, as before
+
+    def no_count(path: Path) -> int:
+        raise AssertionError("counted without a progress bar")
+
+    monkeypatch.setattr("everylabel.cli.count_rows", no_count)
+    code, out, err = run(capsys, "classify", "--input", str(source), "--labels", "a,b", "--model", model_dir,
+                         "--no-progress")  # fmt: skip
+    assert code == 0 and err == "" and len(jsonl(out)) == 3
+
+
+def test_count_rows_counts_what_is_read(tmp_path: Path) -> None:
+    from everylabel.cli_io import count_rows, read_input_file
+
+    contents = {
+        "a.csv": '\ufefftext,key\n"one, two\nthree",1\n\n"",2\nlast,3',
+        "b.tsv": "text\n\nx\ny\n",
+        "c.jsonl": '{"text": "x"}\n\n  \n{"text": "y"}',
+        "d.txt": "\ufefffirst\n\nthird\n",
+        "e.csv": "",
+    }
+    counts = {"a.csv": 3, "b.tsv": 2, "c.jsonl": 2, "d.txt": 3, "e.csv": 0}
+    for name, content in contents.items():
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        read = list(read_input_file(path, "text")) if name != "e.csv" else []
+        assert count_rows(path) == len(read) == counts[name], name
+    assert next(read_input_file(tmp_path / "a.csv", "text", "key")) == ("one, two\nthree", None, "1")
+    assert next(read_input_file(tmp_path / "d.txt", "text")).text == "first"  # no byte-order mark

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from ..cli_io import CliError
+from ..cli_io import CliError, require_columns, row_id
 from ..extras import require
 
 Kind = Literal["jsonl", "csv", "parquet"]
@@ -145,9 +145,9 @@ def read_part(source: Source, part: Part) -> Any:
             ids += seg_ids
             continue
         rows = _rows(file, source, segment.offset, segment.line - 1)
-        for _, (_, _, text, row_id) in zip(range(segment.rows), rows, strict=False):
+        for _, (_, _, text, read_id) in zip(range(segment.rows), rows, strict=False):
             texts.append(text)
-            ids.append(row_id)
+            ids.append(read_id)
     if len(texts) != part.rows:
         raise CliError(
             f"part {part.number}: read {len(texts)} rows, expected {part.rows} (did an input change?)"
@@ -193,7 +193,7 @@ def _jsonl_rows(handle: IO[bytes], file: InputFile, source: Source, offset: int,
         if not isinstance(row, dict):
             raise CliError(f"{file.path}:{line}: expected a JSON object, got {type(row).__name__}")
         where = f"{file.path}:{line}"
-        yield start, line, _text(row, source.text_column, where), _id(row, source.id_column, where)
+        yield start, line, _text(row, source.text_column, where), row_id(row, source.id_column, where)
 
 
 def _csv_rows(handle: IO[bytes], file: InputFile, source: Source, offset: int, line: int) -> Iterator[Row]:
@@ -216,11 +216,7 @@ def _csv_rows(handle: IO[bytes], file: InputFile, source: Source, offset: int, l
             header_file.close()
     if header is None:
         return
-    wanted = [source.text_column] + ([source.id_column] if source.id_column else [])
-    for column in wanted:
-        if column not in header:
-            found = ", ".join(header)
-            raise CliError(f"{file.path}: no column {column!r} (columns: {found})")
+    require_columns(file.path, header, {"--text-column": source.text_column, "--id-column": source.id_column})
     text_at = header.index(source.text_column)
     id_at = header.index(source.id_column) if source.id_column else None
     while True:
@@ -252,19 +248,6 @@ def _text(row: dict[str, Any], column: str, where: str) -> str:
     if not isinstance(value, str):
         raise CliError(f"{where}: field {column!r} is {type(value).__name__}, not a string")
     return value
-
-
-def _id(row: dict[str, Any], column: str | None, where: str) -> str | None:
-    if column is None:
-        return None
-    if column not in row:
-        raise CliError(f"{where}: no field {column!r} (fields: {', '.join(row)}); check --id-column")
-    value = row[column]
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise CliError(f"{where}: field {column!r} is {type(value).__name__}; ids are strings or numbers")
 
 
 def _parquet_rows(file: InputFile, source: Source) -> int:
