@@ -36,3 +36,33 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory):
         return built[family]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lora_adapters(backbone_dir, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two LoRA adapter folders "a" and "b" on the tiny BERT backbone (`tests/adapter_models.py`)."""
+    from tests.adapter_models import make_adapters
+
+    return make_adapters(backbone_dir("bert"), tmp_path_factory.mktemp("lora"), {"a": 1, "b": 2})
+
+
+@pytest.fixture(scope="session")
+def lora_expected(lora_adapters: dict[str, Path]) -> dict[str, list]:
+    """Each adapter's results on `adapter_models.TEXTS` and `LABELS`, from its own folder."""
+    from everylabel import Classifier
+    from tests.adapter_models import LABELS, TEXTS
+
+    return {
+        name: Classifier.from_pretrained(folder, device="cpu").classify(TEXTS, LABELS)
+        for name, folder in lora_adapters.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def adapter_classifier(lora_adapters: dict[str, Path]):
+    """A classifier on adapter "a"'s folder with both adapters registered, at most one loaded at once."""
+    from everylabel import Classifier
+
+    return Classifier.from_pretrained(
+        lora_adapters["a"], device="cpu", adapters=dict(lora_adapters), max_loaded_adapters=1
+    )

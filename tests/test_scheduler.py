@@ -3,6 +3,7 @@ is, and a failing post-processing step fails its own request once, not every ste
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,3 +80,42 @@ def test_a_failing_blend_fails_its_request_once(serve, classifier: Classifier, m
     assert codes[1] == 500 and "the embedding pass failed" in answers[1].json()["detail"]
     assert codes[:1] + codes[2:] == [200] * (len(texts) - 1)
     assert retriever.calls <= 2 * len(texts)  # each finish once, and the group retried job by job once
+
+
+def test_a_batch_never_mixes_adapters(serve, adapter_classifier, lora_expected, monkeypatch) -> None:
+    """Requests for two adapters and the model's own weights, queued interleaved, run in one batch per
+    adapter (the oldest request's first), and each answers as its adapter's own folder would."""
+    from tests.adapter_models import LABELS, TEXTS
+    from tests.test_serve import assert_same
+
+    hold, entered = threading.Event(), threading.Event()
+    hold.set()
+    batches: list[set] = []  # the adapters of each model call
+    original = adapter_classifier.run_batch
+
+    def recording(rows):
+        entered.set()
+        hold.wait(30)
+        batches.append({prepared.adapter for prepared, _ in rows})
+        return original(rows)
+
+    monkeypatch.setattr(adapter_classifier, "run_batch", recording)
+    client, _ = serve(load=lambda: adapter_classifier)
+    hold.clear()
+    entered.clear()
+    blocker = in_thread(lambda: client.post("/v1/classify", json={"texts": ["hold"], "labels": LABELS}))
+    assert entered.wait(30)
+    order = ["a", "b", None, "b", "a", None]
+    body = {"texts": TEXTS[:2], "labels": LABELS}
+    joins = [in_thread(lambda a=a: client.post("/v1/classify", json={**body, "adapter": a})) for a in order]
+    wait_for(lambda: client.app.state.service.scheduler.queued_texts == 1 + 2 * len(order))
+    before = len(batches)
+    hold.set()
+    assert blocker().status_code == 200
+    answers = [join() for join in joins]
+    assert all(len(adapters) == 1 for adapters in batches)
+    after = batches[before + 1 :]  # past the blocker's batch: one batch for each adapter's two requests
+    assert len(after) == 3 and {next(iter(adapters)) for adapters in after} == {"a", "b", None}
+    for answer, adapter in zip(answers, order, strict=True):
+        assert answer.status_code == 200
+        assert_same(answer.json()["results"], lora_expected[adapter or "a"][:2])

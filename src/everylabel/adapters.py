@@ -147,9 +147,12 @@ def is_adapter_folder(path: str | os.PathLike[str]) -> bool:
 
 
 def load_adapter(
-    folder: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+    folder: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+    adapter_name: str = "default",
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
-    """Rebuild a model from an adapter folder on its base backbone (or `base`), adapters unmerged."""
+    """Rebuild a model from an adapter folder on its base backbone (or `base`), adapters unmerged
+    (named `adapter_name` in peft)."""
     from peft import PeftModel
 
     folder = Path(folder)
@@ -173,7 +176,10 @@ def load_adapter(
     model = GLiClassModel(config, backbone=encoder, label_backbone=label_encoder)
     inner: Any = model.model
     for name in _backbone_names(model):
-        setattr(inner, name, PeftModel.from_pretrained(getattr(inner, name), folder / _ADAPTED[name]))
+        adapter = PeftModel.from_pretrained(
+            getattr(inner, name), folder / _ADAPTED[name], adapter_name=adapter_name
+        )
+        setattr(inner, name, adapter)
     missing, unexpected = model.load_state_dict(head, strict=False)
     if unexpected or any(not key.startswith(_BACKBONE_PREFIXES) for key in missing):
         raise ConfigError(f"{folder}: head weights do not fit the config (unexpected {unexpected[:3]})")

@@ -10,8 +10,13 @@ from .inference.classifier import Classifier
 
 def open_for_command(args: Any) -> Classifier:
     """The classifier a command's --model, --backend, --device, --dtype, --batch-size and
-    --max-length ask for (`Classifier.from_pretrained`); with --verbose, which runtime runs it is
-    said on stderr."""
+    --max-length ask for (`Classifier.from_pretrained`), with the extra adapters of --adapter
+    (`serve`); with --verbose, which runtime runs it is said on stderr."""
+    options: dict[str, Any] = {}
+    if getattr(args, "adapter", None):  # [(name, folder), ...]; a torch option, so "auto" is torch
+        options["adapters"] = dict(args.adapter)
+        if getattr(args, "max_loaded_adapters", None) is not None:
+            options["max_loaded_adapters"] = args.max_loaded_adapters
     classifier = Classifier.from_pretrained(
         args.model,
         backend=args.backend,
@@ -19,6 +24,7 @@ def open_for_command(args: Any) -> Classifier:
         dtype=args.dtype,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        **options,
     )
     if getattr(args, "verbose", False):
         runtime = classifier.backend.describe()

@@ -46,3 +46,7 @@ class NumericalError(EverylabelError, FloatingPointError):
 
 class TooMuchWork(InputError):
     """A request asks for more work than a bound allows (labels, model passes, tokens); HTTP 413."""
+
+
+class UnknownAdapter(InputError):
+    """A call names an adapter the classifier does not have (field "adapter"); HTTP 404."""

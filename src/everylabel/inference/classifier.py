@@ -16,6 +16,7 @@ from ..prompt import DescriptionMode
 from . import inputs
 from .calibration import Calibration
 from .engine import MAX_BATCH_LABEL_VALUES, STREAM_WINDOW, ClassifierEngine, TruncationWarning
+from .extra_adapters import MAX_LOADED_ADAPTERS
 from .prepared import Aggregation, Prepared
 from .shortlists import Retriever
 from .vector_cache import LABEL_VECTOR_CACHE_SIZE
@@ -63,6 +64,10 @@ class Classifier(ClassifierEngine):
     (`label_tokenizer`, default: the one stored with the checkpoint or of `label_model_name`).
     Each distinct label is encoded once and kept in an LRU cache of `label_cache_size` labels;
     `encode_labels` gives those vectors to a caller who wants to store them.
+
+    Extra LoRA adapters on the model's base backbone are registered with `load_adapter` and picked
+    per call (`classify(..., adapter=name)`); at most `max_loaded_adapters` are held in memory at
+    once (torch runtime only).
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Classifier(ClassifierEngine):
         label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
         embedding_blend: bool = True,
         calibration: Calibration | None = None,
+        max_loaded_adapters: int = MAX_LOADED_ADAPTERS,
     ) -> None:
         from .torch_backend import TorchBackend
 
@@ -93,6 +99,7 @@ class Classifier(ClassifierEngine):
             mask_padding=mask_padding,
             label_tokenizer=label_tokenizer,
             label_cache_size=label_cache_size,
+            max_loaded_adapters=max_loaded_adapters,
         )
         super().__init__(
             backend,
@@ -122,6 +129,9 @@ class Classifier(ClassifierEngine):
         default model too where that gives the answers torch would (a CPU, fp32, no torch-only
         option), any other checkpoint on torch. Options are checked for the runtime chosen: one it
         does not take is an `InputError` naming it.
+
+        adapters: {name: adapter folder} registered with `load_adapter` once the model is open (torch
+        only, so "auto" picks torch); max_loaded_adapters: how many of them are held at once.
         """
         from ..backends import open_classifier  # the one resolver, a layer above (see its module)
 

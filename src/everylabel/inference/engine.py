@@ -10,6 +10,7 @@ or onnxruntime, swapped underneath.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import warnings
@@ -27,6 +28,7 @@ from .backend import Backend
 from .batching import plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
+from .extra_adapters import ExtraAdapters
 from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
 from .labels import Label, hierarchy_groups
 from .postprocess import BlendStep, CalibrationStep, Call, LogitStep, decode
@@ -85,14 +87,10 @@ class ClassifierEngine:
             min_text_tokens=min_text_tokens,
             description_mode=descriptions,
         )
-        self.blend: EmbeddingBlend | None = None
-        spec = getattr(backend.layout, "embedding_blend", None)
-        if embedding_blend and spec is not None:
-            retriever = backend.embedding_retriever(spec["model"], spec["template"])
-            if retriever is None:
-                raise ConfigError(f"embedding_blend.model: {spec['model']!r} cannot run on this backend")
-            self.blend = EmbeddingBlend.from_config(spec, retriever)
+        self.use_embedding_blend = embedding_blend
+        self.blend = self.blend_of(backend.layout)
         self.calibration = calibration
+        self.extra_adapters = ExtraAdapters()  # see `Classifier.load_adapter`
         self._retrievers: dict[str, Retriever] = {}  # by name, built by `retriever`
         self._retriever_lock = threading.Lock()
 
@@ -125,12 +123,47 @@ class ClassifierEngine:
     @property
     def steps(self) -> list[LogitStep]:
         """The logit steps of `postprocess.py`, in the order they run."""
+        return self.steps_for(None)
+
+    def steps_for(self, adapter: str | None) -> list[LogitStep]:
+        """The logit steps of calls with this extra adapter (None: the model's own weights)."""
+        blend, calibration = self.blend, self.calibration
+        if adapter is not None:
+            scoring = self.extra_adapters.scoring[adapter]
+            blend, calibration = scoring.blend, scoring.calibration
         out: list[LogitStep] = []
-        if self.blend is not None:
-            out.append(BlendStep(self.blend, self.builder.label_piece))
-        if self.calibration is not None:
-            out.append(CalibrationStep(self.calibration))
+        if blend is not None:
+            out.append(BlendStep(blend, self.builder.label_piece))
+        if calibration is not None:
+            out.append(CalibrationStep(calibration))
         return out
+
+    def blend_of(self, layout: Any) -> EmbeddingBlend | None:
+        """The embedding blend a config (or manifest) asks for, if this classifier blends at all."""
+        spec = getattr(layout, "embedding_blend", None)
+        if not self.use_embedding_blend or spec is None:
+            return None
+        retriever = self.backend.embedding_retriever(spec["model"], spec["template"])
+        if retriever is None:
+            raise ConfigError(f"embedding_blend.model: {spec['model']!r} cannot run on this backend")
+        return EmbeddingBlend.from_config(spec, retriever)
+
+    def load_adapter(self, name: str, folder: str | os.PathLike[str], *, calibration: Any = True) -> None:
+        """Register the everylabel LoRA adapter in `folder` (as `save_adapter` or LoRA training write
+        it) under `name`; then `classify(..., adapter=name)` scores with it, giving the results of
+        `Classifier.from_pretrained(folder)` (its embedding blend and, with `calibration=True`, its
+        stored calibration included) with this classifier's options. Torch runtime only; see
+        `inference/adapter_host.py` for what adapters fit a model and how they are held."""
+        self.extra_adapters.load(self.backend, name, folder, calibration, self.blend_of)
+
+    @property
+    def adapters(self) -> list[str]:
+        """The names of the extra adapters registered with `load_adapter`."""
+        return self.extra_adapters.names
+
+    def adapter_status(self) -> dict[str, list[str]]:
+        """{"registered": the extra adapters' names, "loaded": those held in memory now}."""
+        return self.extra_adapters.status()
 
     def retriever(self, spec: Any = None) -> Retriever:
         """What ranks labels for `shortlist`: `Classifier.retriever` resolves it."""
@@ -155,6 +188,7 @@ class ClassifierEngine:
         retriever: Any = None,
         label_order: LabelOrder = "given",
         budget: WorkBudget | None = None,
+        adapter: str | None = None,
     ) -> Prepared:
         """Validate every argument and lay out all model inputs; raises `InputError` before any work.
 
@@ -162,7 +196,9 @@ class ClassifierEngine:
         `check_threshold_names=False` allows it, for texts that come in parts. With `shortlist`,
         the retriever ranks each text's labels first and only the top `shortlist` are laid out.
         `budget` bounds the labels, passes and tokens of the call (`TooMuchWork` beyond them).
+        `adapter` names an extra adapter to score with (`UnknownAdapter` for one not registered).
         """
+        self.extra_adapters.check(adapter)
         _check_options(multi_label, truncation, aggregation, overlap, label_order, shortlist, retriever)
         text_list = inputs.normalize_texts(texts)
         count = len(text_list)
@@ -171,7 +207,7 @@ class ClassifierEngine:
         hierarchies = [h for _, h in label_info]
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
-        thresholds = self._thresholds(threshold, label_sets, check_threshold_names)
+        thresholds = self._thresholds(threshold, label_sets, check_threshold_names, adapter)
         if budget is not None:
             orders = 4 if label_order == "robust" else 1
             for index, labels_ in enumerate(label_sets):
@@ -204,16 +240,18 @@ class ClassifierEngine:
             orders=[len(v) for v in variants] if reordered else None,
             label_names=[[label.name for label in labels_] for labels_ in label_sets] if reordered else None,
             choice_groups=None if multi_label else _choice_groups(hierarchies),
+            adapter=adapter,
         )
         prepared.label_table = self._label_table(prepared)
         return prepared
 
     def _thresholds(
-        self, threshold: Any, label_sets: list[list[Label]], check_names: bool
+        self, threshold: Any, label_sets: list[list[Label]], check_names: bool, adapter: str | None
     ) -> list[dict[str, float]]:
         if threshold is None:  # the model's tuned thresholds, if it was calibrated with them
             names = [[label.name for label in labels] for labels in label_sets]
-            threshold = self.calibration.decision_thresholds(names) if self.calibration else 0.5
+            own = self.calibration if adapter is None else self.extra_adapters.scoring[adapter].calibration
+            threshold = own.decision_thresholds(names) if own else 0.5
         return inputs.normalize_thresholds(threshold, label_sets, check_names)
 
     def _label_table(self, prepared: Prepared) -> dict[str, Any] | None:
@@ -253,8 +291,11 @@ class ClassifierEngine:
         return plan_batches(lengths, self.batch_limit(prepared.passes, batch_size), self.max_batch_tokens)
 
     def run_batch(self, rows: Sequence[tuple[Prepared, int]]) -> list[np.ndarray]:
-        """One model call over these passes (a call and a pass index each; calls may differ): each
-        pass's logits for its own labels, float32, before any logit step."""
+        """One model call over these passes (a call and a pass index each; calls may differ, but all
+        name the same adapter): each pass's logits for its own labels, float32, before any logit step."""
+        adapter = rows[0][0].adapter
+        if any(prepared.adapter != adapter for prepared, _ in rows):
+            raise ValueError("run_batch: one batch runs one adapter; these passes name several")
         passes = [prepared.passes[index] for prepared, index in rows]
         ids, mask = pad_rows([p.input_ids for p in passes], self.pad_id)  # (batch, seq) each
         vectors: list[Any] | None = None
@@ -272,14 +313,22 @@ class ClassifierEngine:
         if passes[0].label_ids is not None:  # encoder-decoder: the label blocks, (batch, label_seq) each
             label_block = pad_rows([p.label_ids or [] for p in passes], self.pad_id)
         slots = max(p.num_labels for p in passes)
-        out = self.backend.run(ids, mask, slots, vectors, index, label_block)  # (batch, slots)
+        if adapter is None:
+            out = self.backend.run(ids, mask, slots, vectors, index, label_block)  # (batch, slots)
+        else:
+            out = self.extra_adapters.run(adapter, ids, mask, slots, vectors, index, label_block)
         return [row[: item.num_labels] for row, item in zip(out, passes, strict=True)]
 
     def transform(self, calls: Sequence[Call], calibrated: bool = True) -> None:
-        """The logit steps (blend, calibration), in place, for one or more calls at once."""
-        for step in self.steps:
-            if calibrated or not isinstance(step, CalibrationStep):
-                step(calls)
+        """The logit steps (blend, calibration), in place, for one or more calls at once (the calls of
+        each adapter together, with that adapter's steps)."""
+        by_adapter: dict[str | None, list[Call]] = {}
+        for call in calls:
+            by_adapter.setdefault(call[0].adapter, []).append(call)
+        for adapter, group in by_adapter.items():
+            for step in self.steps_for(adapter):
+                if calibrated or not isinstance(step, CalibrationStep):
+                    step(group)
 
     def score(
         self,
@@ -350,6 +399,7 @@ class ClassifierEngine:
         shortlist: int | None = None,
         retriever: Any = None,
         label_order: LabelOrder = "given",
+        adapter: str | None = None,
     ) -> list[ClassificationResult]:
         """Classify `texts` against `labels`; one result per text, in input order.
 
@@ -371,6 +421,10 @@ class ClassifierEngine:
         label_order: "given" scores the labels in the caller's order; "sorted" in one canonical
         order, so the answer is the same for any order of the same labels; "robust" averages four
         canonical orders (see `inference/label_order.py`), at up to four times the cost.
+
+        adapter: score with an extra LoRA adapter registered by `load_adapter` (the results of
+        `Classifier.from_pretrained` of its folder, with this classifier's options); None: the
+        model's own weights.
         """
         prepared = self.prepare(
             texts,
@@ -385,6 +439,7 @@ class ClassifierEngine:
             shortlist=shortlist,
             retriever=retriever,
             label_order=label_order,
+            adapter=adapter,
         )
         return self.decode(prepared, self.score(prepared, batch_size, progress))
 
@@ -406,6 +461,8 @@ class ClassifierEngine:
         shortlist: int | None = None,
         retriever: Any = None,
         label_order: LabelOrder = "given",
+        total: int | None = None,
+        adapter: str | None = None,
     ) -> Iterator[ClassificationResult]:
         """Classify a stream of texts (any iterable, a generator over a huge file included).
 
@@ -414,13 +471,17 @@ class ClassifierEngine:
         `classify` takes; a per-text value may also be an iterator, read alongside the texts. Each
         window is validated before it is scored, so bad input raises `InputError` (naming the
         text's index in the whole stream) after the results before its window were yielded.
+        `total`, the number of texts an iterator will give, lets the progress bar show how far along
+        the stream is and the time left (a sequence's own length is used instead).
         """
         if isinstance(texts, str):
             texts = [texts]
         if not isinstance(window, int) or isinstance(window, bool) or window < 1:
             raise inputs.InputError("window", f"expected a number of texts >= 1, got {window!r}")
+        if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+            raise inputs.InputError("total", f"expected a number of texts >= 0, got {total!r}")
         args = streaming.StreamArguments(labels=labels, prompt=prompt, threshold=threshold, examples=examples)
-        total = len(texts) if isinstance(texts, Sequence) else None
+        total = len(texts) if isinstance(texts, Sequence) else total
         bar = _progress(total, progress)
         source = iter(texts)
         offset = cut = 0
@@ -438,6 +499,7 @@ class ClassifierEngine:
                         shortlist=shortlist,
                         retriever=retriever,
                         label_order=label_order,
+                        adapter=adapter,
                     )
                 except inputs.InputError as error:
                     raise args.renumber(error, offset) from None
@@ -519,10 +581,15 @@ def _renumber(error: inputs.InputError, text_of_request: list[int]) -> inputs.In
     return error
 
 
+def shows_progress(total: int | None, enabled: bool | None) -> bool:
+    """Whether a run shows a progress bar: when asked, or on a terminal for 64 inputs or more (or an
+    unknown count)."""
+    return enabled if enabled is not None else (sys.stderr.isatty() and (total is None or total >= 64))
+
+
 def _progress(total: int | None, enabled: bool | None) -> Any:
-    """A progress bar on stderr: when asked, or on a terminal for 64 inputs or more (or an unknown count)."""
-    show = enabled if enabled is not None else (sys.stderr.isatty() and (total is None or total >= 64))
-    if not show:
+    """A progress bar on stderr when `shows_progress`, with the time left when `total` is known."""
+    if not shows_progress(total, enabled):
         return None
     from tqdm.auto import tqdm
 

@@ -38,6 +38,7 @@ class Prepared:
     # a bi-encoder's vectors of this call's label strings (label piece -> vector); they can depend on
     # the call (official padding), so they travel with it
     label_table: dict[str, Any] | None = None
+    adapter: str | None = None  # the extra adapter that scores this call (None: the model's own weights)
 
     @property
     def tokens(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, cast
@@ -16,7 +17,9 @@ from ..modeling.bi_encoder import BiEncoder
 from ..modeling.model import GLiClassModel
 from ..runtime import model_max_length, resolve_device, resolve_dtype
 from ..tokenization import load_label_tokenizer
+from .adapter_host import AdapterHost, check_max_loaded
 from .batching import CPU_BATCH_TOKENS
+from .extra_adapters import MAX_LOADED_ADAPTERS
 from .label_vectors import LABEL_VECTOR_CACHE_SIZE, LabelVectors
 from .retrieval import EmbeddingRetriever
 
@@ -37,7 +40,9 @@ class TorchBackend:
         mask_padding: bool | None = None,
         label_tokenizer: PreTrainedTokenizerBase | None = None,
         label_cache_size: int = LABEL_VECTOR_CACHE_SIZE,
+        max_loaded_adapters: int = MAX_LOADED_ADAPTERS,
     ) -> None:
+        check_max_loaded(max_loaded_adapters)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         torch.nn.Module.to(model, device=self.device, dtype=self.dtype)
@@ -61,6 +66,8 @@ class TorchBackend:
             )
         self._embedders: dict[tuple[str, str], EmbeddingRetriever] = {}
         self._lock = threading.Lock()
+        self.max_loaded_adapters = max_loaded_adapters
+        self.adapters: AdapterHost | None = None  # extra LoRA adapters, made by the first `load_adapter`
 
     @property
     def architecture_type(self) -> str:
@@ -83,16 +90,45 @@ class TorchBackend:
         label_index: np.ndarray | None,
         label_block: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        vectors = torch.stack(list(label_vectors)) if label_vectors is not None else None
-        index = torch.from_numpy(label_index) if label_index is not None else None
-        block = None
-        if label_block is not None:
-            block = (torch.from_numpy(label_block[0]), torch.from_numpy(label_block[1]))
-        return self.run_tensors(
-            torch.from_numpy(input_ids), torch.from_numpy(attention_mask), num_slots, vectors, index, block
+        return self._forward(
+            self.model,
+            *_tensors(input_ids, attention_mask, label_vectors, label_index, label_block),
+            num_slots,
         )
 
-    @torch.inference_mode()
+    def run_adapter(
+        self,
+        adapter: str,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        num_slots: int,
+        label_vectors: Sequence[Any] | None,
+        label_index: np.ndarray | None,
+        label_block: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """`run` with the extra adapter `adapter` (see `load_adapter`) instead of the model's own
+        weights; the host model is switched to it and called under its lock."""
+        if self.adapters is None:
+            raise InputError("adapter", f"no adapter named {adapter!r}; this classifier has none")
+        tensors = _tensors(input_ids, attention_mask, label_vectors, label_index, label_block)
+        with self.adapters.active(adapter) as model:
+            return self._forward(model, *tensors, num_slots)
+
+    def load_adapter(self, name: str, folder: str | os.PathLike[str]) -> GLiClassConfig:
+        """Register an everylabel LoRA adapter folder trained on this model's base backbone (see
+        `adapter_host.py`) and load it; returns its config."""
+        if self.adapters is None:
+            self.adapters = AdapterHost(self.config, self.device, self.dtype, self.max_loaded_adapters)
+        return self.adapters.register(name, folder).config
+
+    def forget_adapter(self, name: str) -> None:
+        if self.adapters is not None:
+            self.adapters.forget(name)
+
+    def loaded_adapters(self) -> list[str]:
+        """The extra adapters held in memory now, least recently used first."""
+        return self.adapters.loaded if self.adapters is not None else []
+
     def run_tensors(
         self,
         input_ids: torch.Tensor,
@@ -105,6 +141,21 @@ class TorchBackend:
         """`run` on tensors: logits (batch, num_slots) float32; bi-encoders also take the label vectors
         (labels, hidden) and each slot's row among them (batch, num_slots), -1 for padding; the
         encoder-decoders their label blocks' ids and mask (batch, label_seq)."""
+        return self._forward(
+            self.model, input_ids, attention_mask, label_embeddings, label_index, label_block, num_slots
+        )
+
+    @torch.inference_mode()
+    def _forward(
+        self,
+        model: GLiClassModel,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        label_embeddings: torch.Tensor | None,
+        label_index: torch.Tensor | None,
+        label_block: tuple[torch.Tensor, torch.Tensor] | None,
+        num_slots: int,
+    ) -> np.ndarray:
         extra = {}
         if label_embeddings is not None and label_index is not None:
             extra = {"label_embeddings": label_embeddings, "label_index": label_index.to(self.device)}
@@ -113,7 +164,7 @@ class TorchBackend:
                 "class_input_ids": label_block[0].to(self.device, non_blocking=True),
                 "class_attention_mask": label_block[1].to(self.device, non_blocking=True),
             }
-        out = self.model(
+        out = model(
             input_ids.to(self.device, non_blocking=True),
             attention_mask.to(self.device, non_blocking=True),
             max_num_classes=num_slots,
@@ -171,6 +222,32 @@ class TorchBackend:
                 name, "only bi-encoders encode labels apart from the text; this model is a uni-encoder"
             )
         return self.label_vectors
+
+
+_Tensors = tuple[
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor | None,
+    torch.Tensor | None,
+    tuple[torch.Tensor, torch.Tensor] | None,
+]
+
+
+def _tensors(
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    label_vectors: Sequence[Any] | None,
+    label_index: np.ndarray | None,
+    label_block: tuple[np.ndarray, np.ndarray] | None,
+) -> _Tensors:
+    """`run`'s arrays as tensors (on the CPU; `_forward` moves them): ids, mask, a bi-encoder's label
+    vectors (labels, hidden) and slot index, an encoder-decoder's label block."""
+    vectors = torch.stack(list(label_vectors)) if label_vectors is not None else None
+    index = torch.from_numpy(label_index) if label_index is not None else None
+    block = None
+    if label_block is not None:
+        block = (torch.from_numpy(label_block[0]), torch.from_numpy(label_block[1]))
+    return torch.from_numpy(input_ids), torch.from_numpy(attention_mask), vectors, index, block
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

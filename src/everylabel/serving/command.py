@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import InputError, MissingDependencyError
 
 
 def add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="an HTTP service with dynamic batching (FastAPI on uvicorn)",
-        description="POST /v1/classify, GET /health, /info, /metrics (Prometheus) and /docs. The texts "
-        "of concurrent requests are batched together; SIGTERM finishes what is in flight, then exits.",
+        description="POST /v1/classify, GET /health, /info, /metrics (Prometheus), a page to try the model "
+        "at / and the API docs at /docs and /redoc (all offline). The texts of concurrent requests are "
+        "batched together; SIGTERM finishes what is in flight, then exits.",
     )
     serve.add_argument("--model", default="default", help="checkpoint folder, hub id or ONNX export")
     serve.add_argument(
@@ -65,11 +67,60 @@ def add_serve_parser(commands: Any) -> None:
         "--max-body-bytes", type=int, default=8 * 2**20, help="request body size; beyond it 413"
     )
     serve.add_argument("--retriever", help="what ranks labels for requests with 'shortlist' (see classify)")
+    serve.add_argument(
+        "--adapter",
+        action="append",
+        type=adapter_option,
+        metavar="NAME=DIR",
+        help="an extra LoRA adapter folder (as LoRA training or save_adapter write it) trained on the "
+        'model\'s base backbone; a request picks it with the field "adapter": NAME (an unknown name is '
+        "answered 404). Repeat for several; they share one copy of the backbone and run on torch "
+        "(--backend auto picks it). Requests of different adapters are batched apart",
+    )
+    serve.add_argument(
+        "--max-loaded-adapters",
+        type=int,
+        help="adapters held in memory at once (default 8); the least recently used is unloaded and read "
+        "again from its folder when next asked for",
+    )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
 
 
+def adapter_option(value: str) -> tuple[str, str]:
+    """--adapter NAME=DIR -> (NAME, DIR): a well-formed name and an existing folder."""
+    from ..inference.extra_adapters import ADAPTER_NAME
+
+    name, equals, folder = value.partition("=")
+    if not equals or not folder:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR (an adapter name and its folder), got {value!r}")
+    if not ADAPTER_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: {name!r} is not an adapter name (letters, digits and . _ / : -, at most 128)"
+        )
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{value!r}: the folder {folder} does not exist")
+    return name, folder
+
+
+def check_adapter_options(args: argparse.Namespace) -> None:
+    """--adapter and --max-loaded-adapters fit together and with --backend (`InputError` otherwise)."""
+    adapters = args.adapter or []
+    names = [name for name, _ in adapters]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError("--adapter", f"the name {twice[0]!r} is given twice; each adapter needs its own")
+    if args.max_loaded_adapters is not None:
+        if not adapters:
+            raise InputError("--max-loaded-adapters", "bounds the adapters of --adapter; give --adapter too")
+        if args.max_loaded_adapters < 1:
+            raise InputError("--max-loaded-adapters", f"must be >= 1, got {args.max_loaded_adapters}")
+    if adapters and args.backend == "onnx":
+        raise InputError("--adapter", "adapters run on the torch backend; use --backend torch or auto")
+
+
 def serve_command(args: argparse.Namespace) -> int:
+    check_adapter_options(args)
     try:
         import uvicorn
 

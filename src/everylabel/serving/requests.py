@@ -46,6 +46,11 @@ class ClassifyRequest(BaseModel):
     label_order: Literal["given", "sorted", "robust"] = Field(
         "given", description="score the given order, one canonical order, or the mean of four orders"
     )
+    adapter: str | None = Field(
+        None,
+        description="a LoRA adapter the server was started with (serve --adapter NAME=DIR; /info lists "
+        "them) to score with; null: the model's own weights. An unknown name is answered 404",
+    )
 
 
 FIELDS = tuple(ClassifyRequest.model_fields)
@@ -55,9 +60,9 @@ class TooLarge(Exception):
     """The request is over a size limit (HTTP 413)."""
 
 
-def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int]:
-    """(`prepare`'s keyword arguments, number of texts) from a request body; raises `InputError`
-    for a malformed envelope and `TooLarge` for too many texts."""
+def json_object(body: bytes, holding: str) -> dict[str, Any]:
+    """The body as a JSON object; anything else raises `InputError` on the field "body" (`holding`
+    names the fields the object should have, for the message)."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -65,8 +70,14 @@ def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int
     except RecursionError:
         raise InputError("body", "nested too deeply to read (brackets inside brackets)") from None
     if not isinstance(data, dict):
-        kind = type(data).__name__
-        raise InputError("body", f"expected a JSON object with 'texts' and 'labels', got {kind}")
+        raise InputError("body", f"expected a JSON object with {holding}, got {type(data).__name__}")
+    return data
+
+
+def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int]:
+    """(`prepare`'s keyword arguments, number of texts) from a request body; raises `InputError`
+    for a malformed envelope and `TooLarge` for too many texts."""
+    data = json_object(body, "'texts' and 'labels'")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise InputError(unknown[0], f"unknown field (fields: {', '.join(FIELDS)})")

@@ -3,7 +3,9 @@
 A request arrives prepared (the engine's `prepare` ran in the app's preparing threads, so a large
 request never holds the model) and becomes a `Job`. The worker thread decides only which passes run
 together and when: each step it takes the oldest waiting pass and the passes nearest to it in
-length among the oldest few batches' worth, runs them with the engine's `run_batch`, and hands the
+length among the oldest few batches' worth of the same adapter (a request may name one of the
+classifier's extra LoRA adapters; a batch never mixes them), runs them with the engine's
+`run_batch`, and hands the
 jobs that are complete to the engine's `finish` (the logit steps for all of them at once, then
 decoding). So the service gives exactly what `Classifier.classify` gives for the same call, batched
 with whatever else is in flight; no scoring happens here.
@@ -66,6 +68,11 @@ class Job:
     remaining: int = 0  # passes not yet scored
     started: bool = False  # the model has run one of its passes
     done: bool = False  # answered, failed or dropped (worker only)
+
+    @property
+    def adapter(self) -> str | None:
+        """The extra adapter its passes run with (None: the model's own weights)."""
+        return self.prepared.adapter
 
     def settle(self, results: list[ClassificationResult] | None, error: BaseException | None = None) -> None:
         """Hand the outcome to the request's event loop (from the worker thread)."""
@@ -231,20 +238,24 @@ class Scheduler:
         self._finish([job for job in jobs if job.remaining == 0 and not job.done])
 
     def _pool(self) -> tuple[list[tuple[Job, int]], int, int]:
-        """The oldest waiting passes (at most `POOL_BATCHES` batches' worth), the batch size they
-        allow, and how many jobs were read for them."""
+        """The oldest waiting passes of the oldest job's adapter (at most `POOL_BATCHES` batches'
+        worth, from at most as many jobs), the batch size they allow, and how many jobs were read for
+        them. A batch never mixes adapters: one model call runs one adapter."""
         pool: list[tuple[Job, int]] = []
         limit = self.engine.batch_size
         visited = 0
+        adapter = self._waiting[0].adapter
         for job in self._waiting:
+            if len(pool) >= POOL_BATCHES * limit or visited >= POOL_BATCHES * limit:
+                break
             visited += 1
+            if job.adapter != adapter:
+                continue
             limit = min(limit, job.limit)
             for index in job.unscheduled:
                 pool.append((job, index))
                 if len(pool) >= POOL_BATCHES * limit:
                     break
-            if len(pool) >= POOL_BATCHES * limit:
-                break
         return pool, limit, visited
 
     def _run(self, items: list[tuple[Job, int]]) -> None:
