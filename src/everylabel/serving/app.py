@@ -1,13 +1,20 @@
-"""The HTTP service: `POST /v1/classify`, `GET /health`, `/info`, `/metrics`, and OpenAPI docs at `/docs`.
+"""The HTTP service: `POST /v1/classify`, `GET /health`, `/info`, `/metrics`, a page to try the model at
+`GET /` (page.py), and OpenAPI docs at `/docs` and `/redoc` that load nothing from the network (docs.py).
+Other services' protocols (compat.py): Hugging Face inference zero-shot classification at `POST /` and
+`POST /models/{model_id}`; the official gliclass server's `POST /gliclass`, `GET /gliclass/-/healthz`
+and `GET /gliclass/adapter-cache`. Every protocol ends in `classify_arguments`, under the same limits.
 
 `create_app(load, settings)` returns a FastAPI app that loads its classifier in a background
 thread when it starts (so `/health` answers 503 until the model is loaded and a warm-up pass ran).
 A request is read and bounded, prepared by the engine in one of a few preparing threads (validation,
 layout, label vectors; bounded by `ServeSettings`' work limits before any model input is built),
 then queued to one `Scheduler` (dynamic batching, one model worker), so a large request never
-holds up the others. Status codes: 200 results; 413 too many texts, labels, passes or tokens, or
-too large a body; 422 bad input, with the library's field-and-item message; 429 a full queue,
+holds up the others. Status codes: 200 results; 404 an adapter the server was not started with
+(field "adapter", the message lists the known ones); 413 too many texts, labels, passes or tokens,
+or too large a body; 422 bad input, with the library's field-and-item message; 429 a full queue,
 with Retry-After; 503 loading or shutting down; 500 an internal error, for that request only.
+A request may name one of the classifier's extra LoRA adapters (`serve --adapter NAME=DIR`);
+`/info` lists them ("registered") and those held in memory now ("loaded").
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..errors import InputError, TooMuchWork
+from ..errors import InputError, TooMuchWork, UnknownAdapter
 from ..inference.engine import ClassifierEngine
 from ..inference.results import ClassificationResult
 from ..prompt import WorkBudget
+from .compat import add_compat_routes
+from .docs import add_docs_routes
 from .http import error as _error
 from .http import read_body as _read_body
 from .metrics import ServiceMetrics
+from .page import add_page_routes
 from .requests import ClassifyRequest, TooLarge, parse_body
 from .scheduler import QueueFull, Scheduler, ServiceClosed
 from .sessions import add_session_routes
@@ -143,6 +153,11 @@ class Service:
         self.status = "ready"
         logger.info("everylabel serve: ready (%s)", self.info)
 
+    @property
+    def adapters(self) -> list[str] | None:
+        """The extra adapters a request may name (None: the classifier has none, or is not loaded)."""
+        return (self.classifier.adapters or None) if self.classifier is not None else None
+
     def stop(self) -> None:
         self.preparing.shutdown(wait=True)
         if self.scheduler is not None:
@@ -189,6 +204,8 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
         title="everylabel",
         summary="Zero-shot and few-shot text classification: one encoder pass scores every label.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by add_docs_routes
+        redoc_url=None,
     )
     app.state.service = service
     body_schema = {
@@ -207,6 +224,9 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
         return response
 
     add_session_routes(app, service)
+    add_compat_routes(app, service, classify_arguments)
+    add_page_routes(app)
+    add_docs_routes(app)
 
     @app.get("/health", summary="200 once the model is loaded and warmed up, 503 before")
     async def health() -> Response:
@@ -216,9 +236,14 @@ def create_app(load: Callable[[], ClassifierEngine], settings: ServeSettings | N
             body["error"] = service.error
         return JSONResponse(body, status_code=code)
 
-    @app.get("/info", summary="The model, its architecture, backend, device, dtype, window and limits")
+    @app.get(
+        "/info", summary="The model, its architecture, backend, device, dtype, window, limits and adapters"
+    )
     async def info() -> dict[str, Any]:
-        return {**service.info, "status": service.status}
+        answer = {**service.info, "status": service.status}
+        if service.classifier is not None:
+            answer["adapters"] = service.classifier.adapter_status()
+        return answer
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
@@ -275,6 +300,8 @@ async def classify_arguments(
         job = scheduler.submit(prepared, count)
     except (TooLarge, TooMuchWork) as error:
         return _error(413, str(error), **({"field": error.field} if isinstance(error, InputError) else {}))
+    except UnknownAdapter as error:
+        return _error(404, str(error), field=error.field)
     except InputError as error:
         return _error(422, str(error), field=error.field)
     except QueueFull as error:

@@ -24,3 +24,12 @@ async def read_body(request: Request, limit: int) -> bytes | Response:
         if len(body) > limit:
             return error(413, f"body: over {limit} bytes, the most this server takes")
     return bytes(body)
+
+
+# For the service's HTML pages (the try page, /docs, /redoc): the browser loads scripts, styles,
+# images and data from this server only, so a page never reaches the network even where a bundled
+# library would (ReDoc's footer asks a CDN for its logo; the browser refuses and the logo is hidden).
+LOCAL_ONLY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
