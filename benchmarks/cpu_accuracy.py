@@ -1,6 +1,7 @@
 """Macro-F1 of the CPU runtimes against torch fp32: torch bf16, ONNX fp32 and ONNX int8.
 
-int8 four ways: one scale per weight tensor ("onnx-int8"), per output channel ("onnx-int8-pc"),
+"onnx-shipped": the default model's packed export as the package ships it (weight-only int8,
+`onnx/packed.py`), which the base install runs. int8 four ways: one scale per weight tensor ("onnx-int8"), per output channel ("onnx-int8-pc"),
 and per output channel with the 2 or 4 weight nodes of largest int8 error kept fp32
 ("onnx-int8-pc-keep2", the export's default, and "onnx-int8-pc-keep4"; see onnx/quantize.py).
 
@@ -46,7 +47,7 @@ EXPORTS: dict[str, dict[str, Any]] = {
     "onnx-int8-pc-keep2": {"int8": True, "per_channel": True, "keep_fp32": 2},
     "onnx-int8-pc-keep4": {"int8": True, "per_channel": True, "keep_fp32": 4},
 }
-RUNTIMES = ("torch-fp32", "torch-bf16", *EXPORTS)
+RUNTIMES = ("torch-fp32", "torch-bf16", *EXPORTS, "onnx-shipped")
 
 
 def official_format(folder: Path) -> Path:
@@ -65,6 +66,10 @@ def official_format(folder: Path) -> Path:
 def runtime(name: str, model: str | Path, work: Path) -> Any:
     if name.startswith("torch-"):
         return Classifier.from_pretrained(model, device="cpu", dtype=name[6:], backend="torch")
+    if name == "onnx-shipped":  # the packed export the package ships (default model only)
+        from everylabel.onnx.backend import onnx_folder
+
+        return OnnxClassifier(onnx_folder(model))
     return OnnxClassifier(export_onnx(model, work / name, **EXPORTS[name]))
 
 

@@ -47,15 +47,28 @@ ENGINE_OPTIONS: Final = frozenset(
         "calibration",
     }
 )
-TORCH_OPTIONS: Final = frozenset({"mask_padding", "label_tokenizer"})
+# `adapters` ({name: folder}) are registered with `load_adapter` once the classifier is built.
+TORCH_OPTIONS: Final = frozenset({"mask_padding", "label_tokenizer", "adapters", "max_loaded_adapters"})
 ONNX_OPTIONS: Final = frozenset({"threads"})
 # What a runtime builds itself with (the rest are the engine's).
-RUNTIME_OPTIONS: Final = TORCH_OPTIONS | ONNX_OPTIONS | {"label_cache_size"}
+RUNTIME_OPTIONS: Final = (TORCH_OPTIONS - {"adapters"}) | ONNX_OPTIONS | {"label_cache_size"}
 FP32_NAMES: Final = ("auto", "fp32", "float32", "torch.float32")
 
 
+def installed(package: str) -> bool:
+    """Whether `package` can be imported (found, without importing it)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a finder that knows it is missing, or a broken install
+        return False
+
+
 def onnx_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
+    return installed("onnxruntime")
+
+
+def torch_available() -> bool:
+    return installed("torch")
 
 
 def is_export(model: PathLike) -> bool:
@@ -74,13 +87,15 @@ def resolve_backend(
     """ "torch" or "onnx" for `model`. "auto", the same everywhere:
 
     - an ONNX export folder (`everylabel export onnx`) runs on onnxruntime;
-    - the default model runs on onnxruntime (exported once into the cache, `onnx/cache.py`) where
-      that gives the answers torch would, faster: onnxruntime is installed, the run is on a CPU
-      (`device` "cpu", or "auto" on a machine without an NVIDIA GPU), in fp32, with no torch-only
-      option (`TORCH_OPTIONS`);
+    - the default model runs on onnxruntime (its export ships packed inside the package,
+      `onnx/packed.py`) where that gives torch's answers to within its int8 weights, faster:
+      onnxruntime is installed, the run is on a CPU (`device` "cpu", or "auto" on a machine without
+      an NVIDIA GPU), in fp32, with no torch-only option (`TORCH_OPTIONS`); and always where torch
+      is not installed (the base install);
     - any other checkpoint runs on torch.
 
-    "onnx" runs a checkpoint from its cached export; "torch" refuses an export.
+    "onnx" runs a checkpoint from its cached export; "torch" refuses an export. A choice of torch
+    without torch installed is a `MissingDependencyError` naming the extra.
     """
     if backend not in BACKENDS:
         raise InputError("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -93,9 +108,15 @@ def resolve_backend(
         on_cpu = device == "cpu" or (device == "auto" and shutil.which("nvidia-smi") is None)
         torch_only = bool(TORCH_OPTIONS & set(options or {}))
         fast = str(model) == DEFAULT_MODEL_NAME and onnx_available() and dtype in FP32_NAMES
-        choice = "onnx" if fast and on_cpu and not torch_only else "torch"
+        only_onnx = str(model) == DEFAULT_MODEL_NAME and not torch_available()
+        choice = "onnx" if only_onnx or (fast and on_cpu and not torch_only) else "torch"
     else:
         choice = backend
+    if choice == "torch" and not torch_available():
+        raise MissingDependencyError(
+            f"model {model}: runs on torch, which is not installed (pip install 'everylabel[torch]'); "
+            "the base install runs the default model and ONNX exports"
+        )
     if choice == "onnx":
         if device not in ("auto", "cpu"):
             raise InputError("device", f"the ONNX backend runs on the CPU, got {device!r}")
@@ -103,7 +124,7 @@ def resolve_backend(
             raise InputError("dtype", f"the ONNX backend runs in the export's precision, got {dtype!r}")
         if not onnx_available():
             raise MissingDependencyError(
-                "backend onnx: needs onnxruntime and tokenizers (pip install 'everylabel[onnx]')"
+                "backend onnx: needs onnxruntime and tokenizers (pip install everylabel)"
             )
     return choice
 
@@ -134,17 +155,24 @@ def open_classifier(
 ) -> Engine:
     """An instance of `cls` (`Classifier`, whose `from_pretrained` calls this) over `model` (a
     checkpoint folder or hub id, an ONNX export, "default") on the runtime `resolve_backend` picks,
-    with `options` checked for it (`check_options`)."""
+    with `options` checked for it (`check_options`); `adapters` ({name: folder}) are then loaded
+    with `load_adapter`."""
     choice = resolve_backend(model, backend, device, dtype, options)
     check_options(choice, options)
+    adapters = options.pop("adapters", None) or {}
+    if not isinstance(adapters, Mapping):
+        raise InputError("adapters", f"expected a mapping of adapter names to folders, got {adapters!r}")
     runtime = {name: options.pop(name) for name in list(options) if name in RUNTIME_OPTIONS}
-    if choice == "onnx":
+    if choice == "onnx":  # never with adapters: a torch option, so "auto" picks torch for them
         from .onnx.backend import onnx_folder
         from .onnx.runtime import OnnxBackend
 
         onnx_backend = OnnxBackend(onnx_folder(model), **runtime)
         return cls.from_backend(onnx_backend, **_calibration(onnx_backend.folder, options))
-    return cls.from_backend(_torch_backend(model, device, dtype, runtime), **_calibration(model, options))
+    engine = cls.from_backend(_torch_backend(model, device, dtype, runtime), **_calibration(model, options))
+    for name, folder in adapters.items():
+        engine.load_adapter(name, folder)
+    return engine
 
 
 def _torch_backend(model: PathLike, device: Any, dtype: Any, options: dict[str, Any]) -> Backend:
@@ -203,7 +231,7 @@ def open_retriever(engine: ClassifierEngine, spec: Any = None) -> Retriever:
     own = engine.backend.embedding_retriever(name, LABEL_TEMPLATE)
     if own is not None:
         return own
-    if importlib.util.find_spec("torch") is None:
+    if not torch_available():
         raise MissingDependencyError(
             f"retriever {name}: a sentence-embedding backbone runs on torch, which is not installed "
             "(pip install 'everylabel[torch]')"
@@ -221,7 +249,7 @@ def _is_gliclass(name: str) -> bool:
             return True
         config = folder / "config.json"
         return config.is_file() and json.loads(config.read_text()).get("model_type") == "GLiClass"
-    if folder is None or importlib.util.find_spec("torch") is None:
+    if folder is None or not torch_available():
         return False
     from .loading import is_gliclass_checkpoint
 

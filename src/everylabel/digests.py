@@ -78,11 +78,18 @@ def model_digest(model: PathLike, extra: Iterable[str] = ()) -> str:
     return digest.hexdigest()
 
 
-def folder_digest(folder: Path) -> str:
+def folder_digest(folder: Path, exclude: Iterable[str] = ()) -> str:
     """A sha256 over the relative names and contents of a folder's files (caches like
-    `__pycache__` left out)."""
+    `__pycache__`, dot files, and the top-level files or subfolders named in `exclude` left out)."""
+    skipped = {"__pycache__"}
+    top = set(exclude)
     files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(folder).parts
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and not skipped & set(p.relative_to(folder).parts)
+        and p.relative_to(folder).parts[0] not in top
     )
     digest = hashlib.sha256()
     memo = _load_memo()
