@@ -135,7 +135,7 @@ def test_padding_sensitive_pooling_matches_the_official_pipeline_one_text_at_a_t
 
 
 def test_the_official_loader_leaves_the_t5_decoder_embeddings_untied(backbone_dir, tmp_path: Path) -> None:
-    # Why the oracle re-ties them (README, "Compatibility"): everylabel loads them tied.
+    # Why the oracle re-ties them (docs/compatibility.md): everylabel loads them tied.
     folder = checkpoint(backbone_dir, tmp_path, "encoder-decoder")
     backbone = oracle.load_official(folder).model.encoder_decoder_model
     assert backbone.decoder.embed_tokens.weight is not backbone.shared.weight
