@@ -66,6 +66,7 @@ def test_an_error_in_an_actor_is_one_line(model_dir: str, tmp_path: Path) -> Non
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.slow  # 10 s; test_local_and_ray_engines_write_the_same_parts runs Ray by default
 def test_classify_batch_in_a_users_ray_pipeline(model_dir: str) -> None:
     rows = [{"text": text, "doc": i} for i, text in enumerate(TEXTS[:20])]
     dataset = ray.data.from_items(rows).map_batches(

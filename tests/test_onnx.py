@@ -265,6 +265,7 @@ def test_backend_choice(default_export: Path) -> None:
     assert isinstance(Classifier.from_pretrained("default", device="cpu"), Classifier)
 
 
+@pytest.mark.slow  # two exports at once (13 s); the packed export's unpack takes the same rename path
 def test_cache_builds_once_even_when_two_processes_start_together(backbone_dir, tmp_path) -> None:
     model, tokenizer = create_model(backbone_dir("bert"))
     folder = save_checkpoint(model, tokenizer, tmp_path / "model")

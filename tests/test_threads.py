@@ -46,6 +46,7 @@ def test_the_label_cache_is_bounded(backbone_dir) -> None:
     assert first == again and len(builder._label_cache) == 5
 
 
+@pytest.mark.slow  # 17 s; eight threads on a tiny model stay in the default run (the first test)
 def test_eight_threads_on_the_default_model_with_shortlists_and_calibration() -> None:
     """The default model blends in an embedding backbone (its tokenizer runs on every call), shortlists
     rank with another, and a calibration and its thresholds apply: shared by 8 threads, every call
