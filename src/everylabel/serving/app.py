@@ -281,25 +281,22 @@ def not_ready(service: Service) -> Response:
 async def classify_arguments(
     service: Service, request: Request, arguments: dict[str, Any], count: int
 ) -> list[ClassificationResult] | Response:
-    """Classify with `prepare`'s keyword arguments (`count` texts) through the scheduler: the
-    results, or the error answer. Every protocol the service speaks ends here, so each is bounded,
-    batched and answered as `Classifier.classify` would."""
+    """Classify with `prepare`'s keyword arguments (`count` texts, already bounded by the protocol's
+    parser with `requests.count_texts`) through the scheduler: the results, or the error answer.
+    Every protocol the service speaks ends here, so each is bounded, batched and answered as
+    `Classifier.classify` would."""
     settings, scheduler, classifier = service.settings, service.scheduler, service.classifier
     if scheduler is None or classifier is None:
         return not_ready(service)
     try:
-        if count > settings.max_request_texts:
-            raise TooLarge(
-                f"texts: {count} texts in one request; this server takes at most {settings.max_request_texts}"
-            )
         if settings.retriever is not None and arguments.get("shortlist") is not None:
             arguments["retriever"] = settings.retriever
         prepared = await asyncio.get_running_loop().run_in_executor(
             service.preparing, partial(classifier.prepare, **arguments, budget=settings.budget)
         )
         job = scheduler.submit(prepared, count)
-    except (TooLarge, TooMuchWork) as error:
-        return _error(413, str(error), **({"field": error.field} if isinstance(error, InputError) else {}))
+    except TooMuchWork as error:
+        return _error(413, str(error), field=error.field)
     except UnknownAdapter as error:
         return _error(404, str(error), field=error.field)
     except InputError as error:

@@ -55,7 +55,7 @@ from ..inference.labels import normalize_label_set
 from ..inference.results import ClassificationResult
 from .http import error as _error
 from .http import read_body as _read_body
-from .requests import TooLarge, json_object
+from .requests import TooLarge, count_texts, json_object
 
 # classify_arguments(service, request, prepare's keyword arguments, texts) in app.py.
 Classify = Callable[[Any, Request, dict[str, Any], int], Awaitable[list[ClassificationResult] | Response]]
@@ -219,9 +219,7 @@ def parse_huggingface(body: bytes, max_texts: int, max_labels: int) -> tuple[dic
                 raise InputError(f"inputs[{index}]", f"expected a string, got {type(text).__name__}")
     elif not isinstance(texts, str):
         raise InputError("inputs", f"expected a string or a list of strings, got {type(texts).__name__}")
-    count = len(texts) if isinstance(texts, list) else 1
-    if count > max_texts:
-        raise TooLarge(f"inputs: {count} texts in one request; this server takes at most {max_texts}")
+    count = count_texts(texts, max_texts, "inputs")
     parameters = data.get("parameters")
     if not isinstance(parameters, dict):
         problem = "missing" if parameters is None else f"expected an object, got {type(parameters).__name__}"
@@ -315,9 +313,7 @@ def parse_gliclass(body: bytes, max_texts: int) -> tuple[dict[str, Any], int]:
     if "labels" not in data:
         raise InputError("labels", "missing")
     texts = data.get("texts", data.get("text"))
-    count = len(texts) if isinstance(texts, list) else 1
-    if count > max_texts:
-        raise TooLarge(f"texts: {count} texts in one request; this server takes at most {max_texts}")
+    count = count_texts(texts, max_texts, "texts")
     arguments = {
         "texts": texts,
         "labels": data["labels"],

@@ -74,6 +74,15 @@ def json_object(body: bytes, holding: str) -> dict[str, Any]:
     return data
 
 
+def count_texts(texts: Any, limit: int, field: str) -> int:
+    """How many texts `texts` is (a string is one); `TooLarge` naming `field` over `limit`. Every
+    protocol's parser bounds its texts here, before any work."""
+    count = len(texts) if isinstance(texts, list) else 1
+    if count > limit:
+        raise TooLarge(f"{field}: {count} texts in one request; this server takes at most {limit}")
+    return count
+
+
 def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int]:
     """(`prepare`'s keyword arguments, number of texts) from a request body; raises `InputError`
     for a malformed envelope and `TooLarge` for too many texts."""
@@ -85,8 +94,4 @@ def parse_body(body: bytes, max_request_texts: int) -> tuple[dict[str, Any], int
         if required not in data:
             raise InputError(required, "missing")
     json_labels(data["labels"])
-    texts = data["texts"]
-    count = len(texts) if isinstance(texts, list) else 1
-    if count > max_request_texts:
-        raise TooLarge(f"texts: {count} texts in one request; this server takes at most {max_request_texts}")
-    return data, count
+    return data, count_texts(data["texts"], max_request_texts, "texts")
