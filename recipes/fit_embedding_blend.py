@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from everylabel import Classifier
+from everylabel.data_recipes.distillation import fit_calibration
 from everylabel.evaluation.datasets import load_named
 from everylabel.inference.embedding_blend import EmbeddingBlend
 from everylabel.inference.retrieval import LABEL_TEMPLATE, EmbeddingRetriever
@@ -57,33 +58,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-def fit_calibration(
-    logits: np.ndarray,
-    cosines: np.ndarray,
-    targets: np.ndarray,
-    weight: float,
-    balanced: bool = False,
+def fit_blend_calibration(
+    logits: np.ndarray, cosines: np.ndarray, targets: np.ndarray, weight: float, balanced: bool
 ) -> tuple[float, float]:
-    """(offset, scale) minimising the binary cross-entropy of sigmoid(scale * (u + weight * (c - offset))),
-    c the centred cosines: a logistic regression on z = u + weight * c with a slope and an intercept.
-    `balanced`: the positive targets weigh as much in total as the negative ones."""
-    from scipy.optimize import minimize
-
-    z = logits + weight * cosines
-    share = float(np.mean(targets))
-    w = np.where(targets > 0.5, 0.5 / share, 0.5 / (1 - share)) if balanced else np.ones_like(z)
-    w = w / w.sum()
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        x = theta[0] * z + theta[1]
-        value = np.sum(w * (np.logaddexp(0.0, x) - targets * x))  # binary cross-entropy, stable
-        residual = w * (sigmoid(x) - targets)
-        return float(value), np.array([np.sum(residual * z), np.sum(residual)])
-
-    fitted = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    slope, intercept = fitted.x
-    if not fitted.success or slope <= 0:
-        raise SystemExit(f"calibration fit failed ({fitted.message}; scale {slope})")
+    """(offset, scale) of the maximum-likelihood sigmoid(scale * (u + weight * (c - offset))), c the
+    centred cosines: a logistic regression on z = u + weight * c (slope = scale, intercept =
+    -scale * weight * offset)."""
+    slope, intercept = fit_calibration(logits + weight * cosines, targets, balanced=balanced)
+    if slope <= 0:
+        raise SystemExit(f"calibration fit failed (scale {slope})")
     return -intercept / (slope * weight) if weight else 0.0, slope
 
 
@@ -184,7 +167,7 @@ def main() -> int:
         what, (texts, sets, targets) = "held-out", held_out_calls(args.held_out)
     logits = np.concatenate(model_logits(clf, texts, sets))
     cosines = np.concatenate(centring.terms(texts, sets))
-    offset, scale = fit_calibration(logits, cosines, targets, weight, balanced=args.one_label is not None)
+    offset, scale = fit_blend_calibration(logits, cosines, targets, weight, args.one_label is not None)
     offset, scale = round(offset, 4), round(scale, 4)
     for name, z in (("model alone", logits), ("blend", scale * (logits + weight * (cosines - offset)))):
         p = sigmoid(z)

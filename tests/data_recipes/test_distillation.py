@@ -36,6 +36,18 @@ def test_fit_calibration_recovers_a_logistic_rule():
         fit_calibration(np.zeros(3), np.zeros(2))
 
 
+def test_a_balanced_fit_puts_even_odds_where_the_classes_meet():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(1, 1, 1000), rng.normal(-1, 1, 9000)])  # 1 yes in 10
+    y = np.concatenate([np.ones(1000), np.zeros(9000)])
+    slope, bias = fit_calibration(x, y, balanced=True)
+    assert -bias / slope == pytest.approx(0.0, abs=0.1)  # halfway between the two classes' means
+    plain_slope, plain_bias = fit_calibration(x, y)
+    assert -plain_bias / plain_slope > 0.9  # the noes' majority pushes 0.5 toward the yeses
+    with pytest.raises(ValueError, match="both"):
+        fit_calibration(x, np.zeros_like(x), balanced=True)
+
+
 def test_candidates_vary_in_size_and_often_hold_the_best_label():
     row = np.linspace(1, 0, 200)  # label 0 is the teacher's best
     rng = random.Random(0)

@@ -40,21 +40,28 @@ def background_centred(cosines: np.ndarray, background: np.ndarray) -> np.ndarra
     return (cosines - background.mean(axis=1, keepdims=True)).astype(np.float32)
 
 
-def fit_calibration(centred: np.ndarray, hard: np.ndarray, steps: int = 50) -> tuple[float, float]:
-    """(slope, bias) of the logistic regression of hard 0/1 targets on centred cosines (Newton).
+def fit_calibration(
+    centred: np.ndarray, hard: np.ndarray, steps: int = 50, balanced: bool = False
+) -> tuple[float, float]:
+    """(slope, bias) of the logistic regression of 0/1 targets on centred cosines (Newton).
 
-    Both arrays are flat and of the same length.
+    Both arrays are flat and of the same length. `balanced`: the yeses weigh as much in total as
+    the noes (so a score of 0.5 means even odds, whatever the share of yeses).
     """
     x = np.asarray(centred, dtype=np.float64).ravel()
     y = np.asarray(hard, dtype=np.float64).ravel()
     if x.shape != y.shape or x.size == 0:
         raise ValueError("centred and hard: expected two flat arrays of the same, non-zero length")
+    share = float(y.mean())
+    if balanced and not 0.0 < share < 1.0:
+        raise ValueError("hard: balanced needs both yeses and noes")
+    w = y * (0.5 / share) + (1 - y) * (0.5 / (1 - share)) if balanced else np.ones_like(y)  # (n,)
     design = np.stack([x, np.ones_like(x)], axis=1)  # (n, 2)
     weights = np.zeros(2)
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(design @ weights)))
-        gradient = design.T @ (p - y)
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        gradient = design.T @ (w * (p - y))
+        hessian = design.T @ (design * (w * p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
         weights -= step
         if np.abs(step).max() < 1e-8:
