@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 import everylabel
-from everylabel import Classifier
+from everylabel import Classifier, demo
 from tests.obvious_cases import SENTIMENT, TOPICS, cases, measure
 
 FOLDER = Path(everylabel.__file__).parent / "default_model"
-LABELS = ["sports", "politics", "cooking", "technology"]
 CASES = [
     ("The striker scored twice and the team won the football match.", "sports"),
     ("Parliament voted on the new tax law after a long debate between the parties.", "politics"),
@@ -62,25 +61,20 @@ def test_the_blend_is_centred_on_fixed_background_labels(classifier: Classifier)
 
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[1] for c in CASES])
 def test_obvious_topics(classifier: Classifier, text: str, expected: str) -> None:
-    (result,) = classifier.classify(text, LABELS, multi_label=False)
+    (result,) = classifier.classify(text, demo.LABELS, multi_label=False)
     assert result.labels == [expected]
 
 
 def test_the_blend_was_calibrated_on_texts_outside_the_suite() -> None:
-    from everylabel.demo import TEXTS as DEMO_TEXTS
-
     dev = json.loads((Path(__file__).parent.parent / "recipes" / "obvious-dev.json").read_text())
     assert list(dev) == list(TOPICS)  # recipes/fit_embedding_blend.py --one-label
-    shown = {text.lower() for text, _ in cases(TOPICS) + cases(SENTIMENT)} | {t.lower() for t in DEMO_TEXTS}
+    shown = {text.lower() for text, _ in cases(TOPICS) + cases(SENTIMENT)} | {t.lower() for t in demo.TEXTS}
     assert not {text.lower() for texts in dev.values() for text in texts} & shown
 
 
 def test_the_demo_is_right_on_all_its_texts(classifier: Classifier) -> None:
-    from everylabel.demo import LABELS as DEMO_LABELS
-    from everylabel.demo import TEXTS as DEMO_TEXTS
-
-    results = classifier.classify(DEMO_TEXTS, DEMO_LABELS, multi_label=False)
-    assert [r.labels for r in results] == [[label] for label in DEMO_LABELS]  # one text per label, in order
+    results = classifier.classify(demo.TEXTS, demo.LABELS, multi_label=False)
+    assert [r.labels for r in results] == [[label] for label in demo.LABELS]  # one text per label, in order
 
 
 def test_the_obvious_cases_in_every_calling_mode(classifier: Classifier) -> None:
