@@ -4,6 +4,11 @@
 
 `--set` writes inference-time config keys (JSON values), such as
 `pool_text_before_examples=true`, which the shipped v4 model has.
+
+The adapter's and head's matrices are stored in float16 (vectors and scalars stay float32): the
+package holds them once, read by the torch path (cast back to float32 on load) and by the packed
+ONNX export (`recipes/pack_default_onnx.py` references them), and half the bytes keep the whole
+default model within the 24 MB the project allows it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from everylabel.loading import resolve_path
 
@@ -45,8 +53,22 @@ def main(source: str, settings: dict[str, object]) -> int:
     settings["base_model_name_or_path"] = meta["base"]
     adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     (TARGET / "adapter" / "README.md").unlink(missing_ok=True)  # peft's model-card template
+    for path in sorted(TARGET.rglob("*.safetensors")):
+        store_half(path)
     print(f"default model: {size / 2**20:.2f} MiB copied to {TARGET}")
     return 0
+
+
+def store_half(path: Path) -> None:
+    """Rewrite a safetensors file with its float32 matrices in float16 (refused where a value would
+    not fit float16's range)."""
+    tensors = load_file(str(path))
+    for name, tensor in tensors.items():
+        if tensor.dtype == np.float32 and tensor.ndim == 2:
+            if np.abs(tensor).max() > np.finfo(np.float16).max:
+                raise SystemExit(f"{path}: {name} holds values beyond float16's range")
+            tensors[name] = tensor.astype(np.float16)
+    save_file(tensors, str(path))
 
 
 def parse_settings(pairs: list[str]) -> dict[str, object]:

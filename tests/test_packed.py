@@ -126,3 +126,103 @@ def test_the_shipped_export_is_built_from_the_shipped_model() -> None:
 def test_the_default_model_runs_from_its_shipped_export() -> None:
     folder = onnx_folder("default")
     assert folder.name.startswith("default-packed-") and (folder / DATA).is_file()
+
+
+@pytest.fixture
+def model_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A model folder (adapter and head safetensors, float16 as the default model stores them, and a
+    tokenizer) and an export of it: the model graph's first matrix is the backbone's plus two LoRA
+    modules' merged deltas side by side (as a fused query-key-value matrix is), its second matrix is
+    the head's (transposed), and the export holds the folder's tokenizer file."""
+    from safetensors.numpy import save_file
+
+    parent, export = tmp_path / "model", tmp_path / "export"
+    (parent / "adapter").mkdir(parents=True)
+    export.mkdir()
+    table = RNG.normal(size=(VOCAB, WIDTH))
+    first = RNG.normal(size=(WIDTH, HIDDEN)) / 6
+    bias = RNG.normal(size=HIDDEN)
+    half = HIDDEN // 2
+    adapter = {
+        f"m.{name}.lora_A.weight": (RNG.normal(size=(4, WIDTH)) / 10).astype(np.float16)
+        for name in ("q", "k")
+    } | {
+        f"m.{name}.lora_B.weight": (RNG.normal(size=(half, 4)) / 10).astype(np.float16) for name in ("q", "k")
+    }
+    save_file(adapter, str(parent / "adapter" / "adapter_model.safetensors"))
+    head = (RNG.normal(size=(WIDTH, HIDDEN)) / 25).astype(np.float16)
+    save_file({"second.weight": head}, str(parent / "head.safetensors"))
+    merged = [
+        2.0 * (adapter[f"m.{n}.lora_B.weight"].astype(np.float32) @ adapter[f"m.{n}.lora_A.weight"]).T
+        for n in ("q", "k")
+    ]  # (WIDTH, half) each: scale x (B @ A)^T
+    _graph(export / "embedding.onnx", table, first, RNG.normal(size=(HIDDEN, WIDTH)) / 25, bias)
+    _graph(export / "model.onnx", table, first + np.concatenate(merged, axis=1), head.T, bias)
+    (parent / "tokenizer.json").write_text('{"model": "toy"}')
+    (export / "tokenizer.json").write_text('{"model": "toy"}')
+    (export / "everylabel_onnx.json").write_text("{}")
+    return parent, export
+
+
+def test_a_packed_export_in_its_model_folder_stores_nothing_the_folder_holds(
+    model_folder: tuple[Path, Path], tmp_path: Path
+) -> None:
+    parent, export = model_folder
+    plan = pack(export, parent / "onnx", parent=parent)
+    kinds = [entry["how"] for entry in plan["tensors"]]
+    assert kinds.count("ref") == 1 and kinds.count("lora") == 1, kinds
+    lora = next(entry for entry in plan["tensors"] if entry["how"] == "lora")
+    assert [part["columns"] for part in lora["parts"]] == [[0, HIDDEN // 2], [HIDDEN // 2, HIDDEN]]
+    assert [part["a"] for part in lora["parts"]] == ["m.q.lora_A.weight", "m.k.lora_A.weight"]
+    assert all(abs(part["scale"] - 2.0) < 1e-4 for part in lora["parts"])
+    assert plan["parent_files"] == {"tokenizer.json": "tokenizer.json"}
+    assert not (parent / "onnx" / "tokenizer.json").exists()
+    out = tmp_path / "out"
+    out.mkdir()
+    unpack(parent / "onnx", out)
+    assert (out / "tokenizer.json").read_text() == '{"model": "toy"}'
+    ids = np.array([0, 5, VOCAB - 1], dtype=np.int64)
+    want, got = _run(export / "model.onnx", ids), _run(out / "model.onnx", ids)
+    error = np.abs(got - want).max() / np.abs(want).max()
+    assert 0 < error < 0.02, error  # the int8 backbone under exact deltas and head
+
+
+def test_a_packed_export_refuses_a_model_file_changed_since_packing(model_folder: tuple[Path, Path]) -> None:
+    from everylabel.errors import ConfigError
+
+    parent, export = model_folder
+    pack(export, parent / "onnx", parent=parent)
+    assert unpacked(parent / "onnx", "toy").is_dir()
+    raw = (parent / "head.safetensors").read_bytes()
+    (parent / "head.safetensors").write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))  # one value, a little
+    with pytest.raises(ConfigError, match=r"head.safetensors changed since this export was packed"):
+        unpacked(parent / "onnx", "toy")
+
+
+def test_a_plan_may_read_only_inside_its_model_folder(
+    model_folder: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from everylabel.errors import ConfigError
+
+    parent, export = model_folder
+    pack(export, parent / "onnx", parent=parent)
+    plan_path = parent / "onnx" / PACKED
+    plan = json.loads(plan_path.read_text())
+    plan["parent_files"] = {"tokenizer.json": "../elsewhere/secrets.json"}
+    plan_path.write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ConfigError, match=r"'../elsewhere/secrets.json' is not a path inside"):
+        unpack(parent / "onnx", out)
+
+
+def test_safetensors_are_read_without_the_safetensors_package(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from everylabel.onnx.safetensors_numpy import read_tensors
+
+    tensors = {"a": RNG.normal(size=(3, 5)).astype(np.float16), "b": RNG.normal(size=7).astype(np.float32)}
+    save_file(tensors, str(tmp_path / "t.safetensors"))
+    read = read_tensors(tmp_path / "t.safetensors")
+    for name, value in load_file(str(tmp_path / "t.safetensors")).items():
+        assert read[name].dtype == np.float32 and np.array_equal(read[name], value.astype(np.float32))

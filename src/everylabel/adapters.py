@@ -166,7 +166,8 @@ def load_adapter(
     if config.uses_label_tokens:
         with torch.no_grad():
             ids = torch.tensor(config.special_token_ids())
-            encoder.get_input_embeddings().weight[ids] = head.pop("special_token_embeddings")
+            table = encoder.get_input_embeddings().weight
+            table[ids] = head.pop("special_token_embeddings").to(table.dtype)  # stored float16 or 32
     label_encoder = None
     if config.is_bi_encoder:
         label_base = meta.get("label_base") or config.label_model_name

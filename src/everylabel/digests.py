@@ -92,8 +92,16 @@ def folder_digest(folder: Path, exclude: Iterable[str] = ()) -> str:
         and p.relative_to(folder).parts[0] not in top
     )
     digest = hashlib.sha256()
+    for path, known in zip(files, file_digests(files), strict=True):
+        digest.update(f"{path.relative_to(folder).as_posix()}|{known}|".encode())
+    return digest.hexdigest()
+
+
+def file_digests(files: list[Path]) -> list[str]:
+    """Each file's content digest, read again only when its size, time or inode changed."""
     memo = _load_memo()
     changed = False
+    out = []
     for path in files:
         stat = path.stat()
         key = str(path.resolve())
@@ -103,10 +111,10 @@ def folder_digest(folder: Path, exclude: Iterable[str] = ()) -> str:
             known = [*stamp, file_digest(path)]
             memo[key] = known
             changed = True
-        digest.update(f"{path.relative_to(folder).as_posix()}|{known[3]}|".encode())
+        out.append(str(known[3]))
     if changed:
         _save_memo(memo)
-    return digest.hexdigest()
+    return out
 
 
 def file_digest(path: Path) -> str:

@@ -48,6 +48,7 @@ from ..modeling import GLiClassModel
 from ..padding import pad_rows
 from ..paths import PathLike, resolve_path
 from ..tokenization import load_label_tokenizer
+from .fast_tokenizer import same_plain_tokenization
 from .fusion import fusable, fuse_graph
 from .manifest import MANIFEST, OnnxManifest, TokenizerInfo, is_onnx_export
 from .runtime import BACKGROUND_FILE, OnnxBackend, Session
@@ -511,10 +512,14 @@ def _write_embedding(
         raise ConfigError(
             "embedding_blend: its retriever is not an embedding backbone; it cannot be exported"
         )
-    retriever.tokenizer.backend_tokenizer.save(str(folder / "embedding_tokenizer.json"))
+    backend = retriever.tokenizer.backend_tokenizer.to_str(pretty=True)
+    file = manifest.text.file  # the text tokenizer's file, where it tokenises user strings alike
+    if not same_plain_tokenization((folder / file).read_text(), backend):
+        file = "embedding_tokenizer.json"
+        (folder / file).write_text(backend)
     width = retriever.window + len(retriever.prefix) + len(retriever.suffix)
     manifest.embedding = TokenizerInfo(
-        "embedding_tokenizer.json", retriever.pad_id, list(retriever.tokenizer.all_special_ids), width
+        file, retriever.pad_id, list(retriever.tokenizer.all_special_ids), width
     )
     manifest.embedding_blend = dict(_model(clf).config.embedding_blend)
     if fuse:

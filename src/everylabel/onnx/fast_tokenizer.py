@@ -9,6 +9,7 @@ does, so "[SEP]" or "<<LABEL>>" in a text stays text.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,3 +51,19 @@ class FastTokenizer:
         if single:
             out = {key: value[0] for key, value in out.items()}
         return out
+
+
+def same_plain_tokenization(first: str, second: str) -> bool:
+    """Whether two tokenizer backends (their JSON) give every user string the same ids.
+
+    User strings are tokenised with special tokens split (above), so special added tokens are never
+    matched: two backends that differ only by such tokens (a GLiClass model's label, separator and
+    example tokens) tokenise alike."""
+    one, two = json.loads(first), json.loads(second)
+
+    def plain(backend: dict, other: dict) -> dict:
+        kept = {token["content"] for token in other.get("added_tokens", [])}
+        tokens = [t for t in backend.get("added_tokens", []) if t["content"] in kept or not t.get("special")]
+        return {**backend, "added_tokens": tokens}
+
+    return bool(plain(one, two) == plain(two, one))

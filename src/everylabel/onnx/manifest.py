@@ -5,7 +5,8 @@ Folder layout:
     model.onnx             the text graph: logits (batch, labels)
     label_encoder.onnx     bi-encoders: label token ids -> label vectors (cacheable)
     embedding.onnx         models with an embedding blend: text -> unit sentence vector
-    tokenizer.json, label_tokenizer.json, embedding_tokenizer.json   the matching tokenizers
+    tokenizer.json, label_tokenizer.json, embedding_tokenizer.json   the matching tokenizers (the
+                           embedding graph reads tokenizer.json where that tokenises alike)
     parity.npz             inputs and the torch model's outputs on them, checked at export
     background_vectors.npz an embedding blend's background labels, embedded by embedding.onnx
 """

@@ -14,6 +14,13 @@ the first, most of their values. `pack` (needs `onnx`, at build time) stores eve
   reads) or per column (the weights of a MatMul, one per output);
 - everything else is kept exactly.
 
+A packed export that sits inside its model's folder (`parent`, the default model's `onnx/`) stores
+nothing the folder already holds: a weight equal to one of the folder's safetensors tensors (or its
+transpose; the head) is a reference to it, a merged LoRA delta is a reference to the adapter's
+factors (several side by side where the export fused the query, key and value matrices), and a
+file equal to one of the folder's (the tokenizer) is a reference to that file. The model's torch
+checkpoint and its packed export then share one copy of what training changed.
+
 The graphs are kept with every large initializer pointing into one external data file
 (`weights.bin`) at its own offset, so unpacking only rebuilds that file's bytes: the same offsets
 serve both graphs where they share a tensor. `unpacked(folder)` builds the runnable export once
@@ -37,11 +44,13 @@ import numpy as np
 
 from ..errors import ConfigError
 from .manifest import MANIFEST
+from .safetensors_numpy import read_tensors
 
 PACKED: Final = "everylabel_packed.json"
 WEIGHTS: Final = "weights.npz"
 DATA: Final = "weights.bin"
-FORMAT: Final = 1
+FORMAT: Final = 2
+READS: Final = (1, 2)  # format 1 is format 2 without references to the model's folder
 # The graphs of an export, bases first: a later graph's weights are stored against earlier ones.
 GRAPHS: Final = ("embedding.onnx", "label_encoder.onnx", "model.onnx")
 # Initializers below this many bytes stay inside their graph; float matrices of at least
@@ -68,6 +77,7 @@ def unpacked(folder: str | os.PathLike[str], name: str = "packed") -> Path:
     from .cache import cache_root, evict, max_bytes
 
     folder = Path(folder)
+    _check_references(folder, folder.parent)  # so the plan's digests name all the export is
     target = cache_root() / f"{name}-packed-{folder_digest(folder)[:16]}"
     if (target / MANIFEST).is_file():
         with contextlib.suppress(OSError):
@@ -88,17 +98,61 @@ def unpacked(folder: str | os.PathLike[str], name: str = "packed") -> Path:
     return target
 
 
-def unpack(folder: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Write the runnable export of packed `folder` into the existing folder `out`."""
-    folder, out = Path(folder), Path(out)
+def _plan(folder: Path) -> dict[str, Any]:
     plan = json.loads((folder / PACKED).read_text())
-    if plan.get("format") != FORMAT:
-        raise ConfigError(f"{folder / PACKED}: format {plan.get('format')!r}, this version reads {FORMAT}")
+    if plan.get("format") not in READS:
+        raise ConfigError(f"{folder / PACKED}: format {plan.get('format')!r}, this version reads {READS}")
+    return cast(dict[str, Any], plan)
+
+
+def _inside(parent: Path, relative: str, where: Path) -> Path:
+    """`relative` (a path the plan names inside the model's folder) under `parent`, if it exists."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or ".." in parts:
+        raise ConfigError(f"{where / PACKED}: {relative!r} is not a path inside the model's folder")
+    path = parent.joinpath(*parts)
+    if not path.is_file():
+        raise ConfigError(f"{where / PACKED}: it reads {relative!r} from {parent}, which has no such file")
+    return path
+
+
+def _check_references(folder: Path, parent: Path) -> None:
+    """Every file of the model's folder that the plan reads, with the bytes it was packed against."""
+    from ..digests import file_digests
+
+    recorded = _plan(folder).get("parent_digests", {})
+    paths = [_inside(parent, name, folder) for name in recorded]
+    for (name, digest), found in zip(recorded.items(), file_digests(paths), strict=True):
+        if found != digest:
+            raise ConfigError(
+                f"{folder / PACKED}: {parent / name} changed since this export was packed from it; "
+                "pack the export again (for the default model: recipes/pack_default_onnx.py)"
+            )
+
+
+def _referenced(plan: dict[str, Any]) -> list[str]:
+    """The paths inside the model's folder that a plan reads: its referenced tensors' and files'."""
+    names = set(plan.get("parent_files", {}).values())
+    for entry in plan["tensors"]:
+        names.update(part["file"] for part in entry.get("parts", [entry]) if "file" in part)
+    return sorted(names)
+
+
+def unpack(
+    folder: str | os.PathLike[str], out: str | os.PathLike[str], parent: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the runnable export of packed `folder` into the existing folder `out`; references are
+    read from `parent` (default: the packed folder's parent, the model's folder)."""
+    folder, out = Path(folder), Path(out)
+    parent = Path(parent) if parent is not None else folder.parent
+    plan = _plan(folder)
+    _check_references(folder, parent)
+    sources = _Sources(parent, folder)
     data = np.zeros(plan["size"], dtype=np.uint8)
     built: dict[int, np.ndarray] = {}
     with np.load(folder / WEIGHTS) as stored:
         for index, entry in enumerate(plan["tensors"]):
-            array = _rebuild(entry, stored, built)
+            array = _rebuild(entry, stored, built, sources)
             if entry.get("base_of_later"):
                 built[index] = array
             raw = np.ascontiguousarray(array.astype(entry["dtype"], copy=False)).view(np.uint8).ravel()
@@ -111,10 +165,32 @@ def unpack(folder: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     for path in folder.iterdir():
         if path.is_file() and path.name not in (PACKED, WEIGHTS) and not path.name.startswith("."):
             shutil.copy2(path, out / path.name)
+    for name, relative in plan.get("parent_files", {}).items():
+        if Path(name).name != name:
+            raise ConfigError(f"{folder / PACKED}: parent_files: {name!r} is not a file name")
+        shutil.copy2(_inside(parent, relative, folder), out / name)
     return out
 
 
-def _rebuild(entry: dict[str, Any], stored: Any, built: dict[int, np.ndarray]) -> np.ndarray:
+class _Sources:
+    """The model folder's safetensors files a plan reads, each read once (numpy alone)."""
+
+    def __init__(self, parent: Path, folder: Path) -> None:
+        self.parent, self.folder = parent, folder
+        self._files: dict[str, dict[str, np.ndarray]] = {}
+
+    def tensor(self, file: str, name: str) -> np.ndarray:
+        if file not in self._files:
+            self._files[file] = read_tensors(_inside(self.parent, file, self.folder))
+        tensors = self._files[file]
+        if name not in tensors:
+            raise ConfigError(f"{self.folder / PACKED}: {file} has no tensor {name!r}")
+        return tensors[name]
+
+
+def _rebuild(
+    entry: dict[str, Any], stored: Any, built: dict[int, np.ndarray], sources: _Sources
+) -> np.ndarray:
     key, how = entry["key"], entry["how"]
     if how == "raw":
         return np.asarray(stored[key])
@@ -127,6 +203,17 @@ def _rebuild(entry: dict[str, Any], stored: Any, built: dict[int, np.ndarray]) -
         left = stored[f"{key}.left"].astype(np.float32)
         right = stored[f"{key}.right"].astype(np.float32)
         return built[entry["base"]] + left @ right
+    if how == "ref":
+        tensor = sources.tensor(entry["file"], entry["tensor"])
+        return tensor.T if entry["transpose"] else tensor
+    if how == "lora":  # the base plus, per block of columns, scale x (B @ A)^T of one adapter module
+        array = built[entry["base"]].copy()
+        for part in entry["parts"]:
+            down = sources.tensor(part["file"], part["a"])  # (rank, in)
+            up = sources.tensor(part["file"], part["b"])  # (out, rank)
+            start, end = part["columns"]
+            array[:, start:end] += np.float32(part["scale"]) * (down.T @ up.T)  # (in, out)
+        return array
     raise ConfigError(f"packed tensor {key}: unknown encoding {how!r}")
 
 
@@ -134,20 +221,27 @@ def _rebuild(entry: dict[str, Any], stored: Any, built: dict[int, np.ndarray]) -
 
 
 def pack(
-    export: str | os.PathLike[str], out: str | os.PathLike[str], source_digest: str = ""
+    export: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    source_digest: str = "",
+    parent: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Pack the export folder `export` into the new folder `out`; returns the plan written.
 
     `source_digest` records what the export was built from (the checkpoint's files), so a test can
-    tell a packed export that is older than its model."""
+    tell a packed export that is older than its model. `parent` is the model folder the packed
+    export will sit in (as its child): what that folder holds is referenced, not stored again."""
     import onnx
     from onnx import numpy_helper
+
+    from ..digests import file_digest
 
     export, out = Path(export), Path(out)
     if out.exists():
         raise FileExistsError(f"out: {out} exists; pack writes a new folder")
+    parent = Path(parent) if parent is not None else None
+    store = _Store(_source_tensors(parent) if parent is not None else {})
     out.mkdir(parents=True)
-    store = _Store()
     for name in GRAPHS:
         if not (export / name).is_file():
             continue
@@ -166,17 +260,47 @@ def pack(
                 entry.key, entry.value = entry_key, str(value)
             tensor.data_location = onnx.TensorProto.EXTERNAL
         onnx.save(graph, str(out / name))
-    for path in export.iterdir():
-        if path.is_file() and path.name not in GRAPHS and not path.name.startswith("."):
+    parent_files: dict[str, str] = {}
+    for path in sorted(export.iterdir()):
+        if not path.is_file() or path.name in GRAPHS or path.name.startswith("."):
+            continue
+        same = _same_file(path, parent) if parent is not None else None
+        if same is not None:
+            parent_files[path.name] = same
+        else:
             shutil.copy2(path, out / path.name)
-    plan = {"format": FORMAT, "size": store.size, "source_digest": source_digest, "tensors": store.plan}
+    plan: dict[str, Any] = {"format": FORMAT, "size": store.size, "source_digest": source_digest}
+    if parent is not None:
+        read = _referenced({"parent_files": parent_files, "tensors": store.plan})
+        plan["parent_files"] = parent_files
+        plan["parent_digests"] = {name: file_digest(parent / name) for name in read}
+    plan["tensors"] = store.plan
     np.savez_compressed(out / WEIGHTS, **cast(dict[str, Any], store.arrays))
     (out / PACKED).write_text(json.dumps(plan, indent=1) + "\n")
-    _embed_background_again(out)
+    _embed_background_again(out, parent)
     return plan
 
 
-def _embed_background_again(out: Path) -> None:
+def _source_tensors(parent: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The float tensors of the model folder's safetensors files, by path inside the folder."""
+    files = sorted(p for p in parent.rglob("*.safetensors") if not (p.parent / PACKED).is_file())
+    return {p.relative_to(parent).as_posix(): read_tensors(p) for p in files}
+
+
+def _same_file(path: Path, parent: Path) -> str | None:
+    """The name of a top-level file of `parent` with `path`'s bytes, if there is one."""
+    content = path.read_bytes()
+    for candidate in sorted(parent.iterdir()):
+        if (
+            candidate.is_file()
+            and candidate.stat().st_size == len(content)
+            and candidate.read_bytes() == content
+        ):
+            return candidate.name
+    return None
+
+
+def _embed_background_again(out: Path, parent: Path | None) -> None:
     """An embedding blend's stored background vectors, embedded again by the packed graph (its
     int8 weights move them a little), so a fresh process scores as one that embedded them itself."""
     from .export import write_background_vectors
@@ -186,7 +310,7 @@ def _embed_background_again(out: Path) -> None:
     if not (out / BACKGROUND_FILE).is_file():
         return
     with tempfile.TemporaryDirectory() as work:
-        runnable = unpack(out, Path(work))
+        runnable = unpack(out, Path(work), parent)
         (runnable / BACKGROUND_FILE).unlink()
         write_background_vectors(runnable, OnnxManifest.load(runnable))
         shutil.copy2(runnable / BACKGROUND_FILE, out / BACKGROUND_FILE)
@@ -195,21 +319,38 @@ def _embed_background_again(out: Path) -> None:
 class _Store:
     """The tensors of all graphs, each stored once, in offset order."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: dict[str, dict[str, np.ndarray]]) -> None:
         self.plan: list[dict[str, Any]] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.size = 0
         self._by_bytes: dict[str, tuple[int, int]] = {}
         self._matrices: list[tuple[int, np.ndarray]] = []  # (plan index, exact values) of bases
+        # The model folder's tensors, by the bytes of each and of its transpose.
+        self._references: dict[str, dict[str, Any]] = {}
+        # Its LoRA modules: (file, A's name, B's name, (B @ A)^T (in, out)), the delta they merge.
+        self._lora: list[tuple[str, str, str, np.ndarray]] = []
+        for file, tensors in sources.items():
+            for name, tensor in tensors.items():
+                self._references.setdefault(
+                    _fingerprint(tensor), {"how": "ref", "file": file, "tensor": name, "transpose": False}
+                )
+                if tensor.ndim == 2:
+                    turned = np.ascontiguousarray(tensor.T)
+                    self._references.setdefault(
+                        _fingerprint(turned), {"how": "ref", "file": file, "tensor": name, "transpose": True}
+                    )
+                if name.endswith(".lora_A.weight") and name.replace("lora_A", "lora_B") in tensors:
+                    up = tensors[name.replace("lora_A", "lora_B")]
+                    self._lora.append((file, name, name.replace("lora_A", "lora_B"), (up @ tensor).T))
 
     def add(self, array: np.ndarray, rows: bool) -> tuple[int, int]:
         """(offset, length) of `array` in the data file, storing it unless an equal one is stored."""
-        fingerprint = hashlib.sha256(array.tobytes()).hexdigest() + str(array.dtype) + str(array.shape)
+        fingerprint = _fingerprint(array)
         if fingerprint in self._by_bytes:
             return self._by_bytes[fingerprint]
         index, key = len(self.plan), f"t{len(self.plan)}"
         entry: dict[str, Any] = {"key": key, "dtype": str(array.dtype), "shape": list(array.shape)}
-        entry.update(self._encode(key, array, rows))
+        entry.update(self._references.get(fingerprint) or self._encode(key, array, rows))
         entry["offset"] = self.size
         entry["length"] = array.nbytes
         self.plan.append(entry)
@@ -229,7 +370,7 @@ class _Store:
                 self.plan[index]["base_of_later"] = True
                 self.arrays[f"{key}.rows"] = array[base.shape[0] :]
                 return {"how": "rows", "base": index}
-        delta = self._low_rank_delta(key, array)
+        delta = self._lora_delta(array) or self._low_rank_delta(key, array)
         if delta is not None:
             return delta
         axis = 1 if rows else 0  # the max runs along this axis: one scale per row, or per column
@@ -239,11 +380,48 @@ class _Store:
         self.arrays[f"{key}.scale"] = scale
         return {"how": "int8"}
 
-    def _low_rank_delta(self, key: str, array: np.ndarray) -> dict[str, Any] | None:
+    def _closest_base(self, array: np.ndarray) -> tuple[int, np.ndarray] | None:
         same = [(index, base) for index, base in self._matrices if base.shape == array.shape]
         if not same:
             return None
-        index, base = min(same, key=lambda item: float(np.linalg.norm(array - item[1])))
+        return min(same, key=lambda item: float(np.linalg.norm(array - item[1])))
+
+    def _lora_delta(self, array: np.ndarray) -> dict[str, Any] | None:
+        """`array` as an earlier matrix plus the merged deltas of the model folder's LoRA modules,
+        one per block of columns, if they reproduce it."""
+        found = self._closest_base(array) if self._lora else None
+        if found is None:
+            return None
+        index, base = found
+        delta = array - base  # (in, out)
+        parts: list[dict[str, Any]] = []
+        while not parts or parts[-1]["columns"][1] < delta.shape[1]:
+            part = self._lora_part(delta, parts[-1]["columns"][1] if parts else 0)
+            if part is None:
+                return None
+            parts.append(part)
+        self.plan[index]["base_of_later"] = True
+        return {"how": "lora", "base": index, "parts": parts}
+
+    def _lora_part(self, delta: np.ndarray, start: int) -> dict[str, Any] | None:
+        for file, down, up, product in self._lora:
+            width = product.shape[1]
+            if product.shape[0] != delta.shape[0] or start + width > delta.shape[1]:
+                continue
+            block = delta[:, start : start + width]
+            peak, norm = float(np.abs(block).max()), float((product * product).sum())
+            if peak == 0 or norm == 0:
+                continue
+            scale = float((block * product).sum()) / norm
+            if np.abs(block - scale * product).max() <= DELTA_TOLERANCE * peak:
+                return {"file": file, "a": down, "b": up, "scale": scale, "columns": [start, start + width]}
+        return None
+
+    def _low_rank_delta(self, key: str, array: np.ndarray) -> dict[str, Any] | None:
+        found = self._closest_base(array)
+        if found is None:
+            return None
+        index, base = found
         delta = (array - base).astype(np.float64)
         peak = np.abs(delta).max()
         if peak == 0:
@@ -262,3 +440,11 @@ class _Store:
                 self.arrays[f"{key}.right"] = right
                 return {"how": "delta", "base": index, "rank": rank}
         return None
+
+
+def _fingerprint(array: np.ndarray) -> str:
+    return (
+        hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        + str(array.dtype)
+        + str(array.shape)
+    )
