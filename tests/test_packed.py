@@ -212,6 +212,10 @@ def test_a_plan_may_read_only_inside_its_model_folder(
     plan_path.write_text(json.dumps(plan))
     out = tmp_path / "out"
     out.mkdir()
+    with pytest.raises(ConfigError, match=r"reads '../elsewhere/secrets.json' without recording its digest"):
+        unpack(parent / "onnx", out)
+    plan["parent_digests"]["../elsewhere/secrets.json"] = "0" * 64
+    plan_path.write_text(json.dumps(plan))
     with pytest.raises(ConfigError, match=r"'../elsewhere/secrets.json' is not a path inside"):
         unpack(parent / "onnx", out)
 

@@ -120,7 +120,11 @@ def _check_references(folder: Path, parent: Path) -> None:
     """Every file of the model's folder that the plan reads, with the bytes it was packed against."""
     from ..digests import file_digests
 
-    recorded = _plan(folder).get("parent_digests", {})
+    plan = _plan(folder)
+    recorded = plan.get("parent_digests", {})
+    unrecorded = sorted(set(_referenced(plan)) - set(recorded))
+    if unrecorded:
+        raise ConfigError(f"{folder / PACKED}: it reads {unrecorded[0]!r} without recording its digest")
     paths = [_inside(parent, name, folder) for name in recorded]
     for (name, digest), found in zip(recorded.items(), file_digests(paths), strict=True):
         if found != digest:
