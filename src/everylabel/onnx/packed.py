@@ -343,9 +343,9 @@ class _Store:
                     self._references.setdefault(
                         _fingerprint(turned), {"how": "ref", "file": file, "tensor": name, "transpose": True}
                     )
-                if name.endswith(".lora_A.weight") and name.replace("lora_A", "lora_B") in tensors:
-                    up = tensors[name.replace("lora_A", "lora_B")]
-                    self._lora.append((file, name, name.replace("lora_A", "lora_B"), (up @ tensor).T))
+                partner = name.replace("lora_A", "lora_B")
+                if name.endswith(".lora_A.weight") and partner in tensors:
+                    self._lora.append((file, name, partner, (tensors[partner] @ tensor).T))
 
     def add(self, array: np.ndarray, rows: bool) -> tuple[int, int]:
         """(offset, length) of `array` in the data file, storing it unless an equal one is stored."""
