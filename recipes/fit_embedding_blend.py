@@ -33,7 +33,7 @@ from everylabel.metrics import f1_scores
 from everylabel.paths import MINILM_NAME
 from everylabel.training.data import load_records
 
-WEIGHTS = (0, 10, 20, 30, 40, 50, 60, 75, 100)
+WEIGHTS = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100)
 # Weights whose mean macro-F1 on the selection samples is within this of the best count as tied.
 TIED = 0.005
 SELECTION = ("20newsgroups:train:2000", "reuters_r8:train:2000")

@@ -14,7 +14,7 @@ from everylabel.prompt import Request
 from everylabel.training.checkpoints import check_resumable
 from everylabel.training.config import RLConfig, config_from_dict, load_config
 from everylabel.training.dataset import TrainingExample
-from everylabel.training.order_consistency import consistency_loss, pair_slots, reordered
+from everylabel.training.order_consistency import SPREAD_FLOOR, consistency_loss, pair_slots, reordered
 from everylabel.training.trainer import Trainer
 from tests.training.runs import config, logged
 
@@ -53,6 +53,25 @@ def test_consistency_loss_is_the_mean_squared_gap_of_paired_labels() -> None:
     assert consistency_loss(other, other, torch.tensor([[0, 1], [0, 1]])).item() == 0.0
 
 
+def test_the_relative_gap_is_the_gap_over_the_spread_and_ignores_scale() -> None:
+    logits = torch.tensor([[1.0, 3.0, 0.0], [3.0, 0.0, 0.0]], requires_grad=True)
+    other = torch.tensor([[4.0, 1.0], [5.0, 0.0]])
+    pairs = torch.tensor([[1, 0, -1], [0, -1, -1]])  # the second example has one paired label: left out
+    loss = consistency_loss(logits, other, pairs, relative=True)
+    # first example: A (1, 3), B's of the same labels (1, 4): gap (0 + 1) / 2, variances 1 and 2.25
+    assert loss.item() == pytest.approx(0.5 / (1.625 + SPREAD_FLOOR))
+    loss.backward()
+    assert logits.grad is not None and logits.grad[1].abs().sum() == 0 and logits.grad[0, 2] == 0
+    # the absolute gap falls ninefold when both orders' logits shrink threefold; the relative one
+    # barely moves (only through the floor)
+    shrunk = consistency_loss(logits / 3, other / 3, pairs, relative=True)
+    assert shrunk.item() == pytest.approx(loss.item(), rel=0.05)
+    absolute = consistency_loss(logits, other, pairs)
+    assert consistency_loss(logits / 3, other / 3, pairs).item() == pytest.approx(absolute.item() / 9)
+    assert consistency_loss(other, other, torch.tensor([[0, 1], [0, 1]]), relative=True).item() == 0.0
+    assert consistency_loss(logits, other, torch.full((2, 3), -1), relative=True).item() == 0.0
+
+
 def test_reordered_batch_holds_the_same_labels_and_targets(backbone_dir, toy_data, tmp_path: Path) -> None:
     trainer = Trainer(config(backbone_dir("bert"), toy_data, tmp_path / "run", order_consistency=1.0))
     batch = trainer.collate(list(range(16)), epoch=0)
@@ -84,9 +103,11 @@ def test_consistency_training_lowers_the_order_gap(backbone_dir, toy_data, tmp_p
     assert gaps[10.0] < gaps[0.0] / 2, gaps
 
 
-def test_consistency_training_logs_both_losses(backbone_dir, toy_data, tmp_path: Path) -> None:
+@pytest.mark.parametrize("gap", ["absolute", "relative"])
+def test_consistency_training_logs_both_losses(backbone_dir, toy_data, tmp_path: Path, gap: str) -> None:
     out = tmp_path / "run"
-    trainer = Trainer(config(backbone_dir("bert"), toy_data, out, order_consistency=1.0, max_steps=6))
+    options = {"order_consistency": 1.0, "order_consistency_gap": gap, "max_steps": 6}
+    trainer = Trainer(config(backbone_dir("bert"), toy_data, out, **options))
     trainer.train()
     assert len(logged(out, "order_gap")) == 1 and logged(out, "order_gap")[0] >= 0
     assert len(logged(out, "loss")) == 1

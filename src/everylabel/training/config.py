@@ -79,6 +79,8 @@ class TrainConfig:
     # > 0: each batch also runs with every example's candidates in another order, and this weighs the
     # mean squared gap of a label's logits between the two orders (training/order_consistency.py)
     order_consistency: float = 0.0
+    # "relative": each example's gap divided by its logits' spread, so shrinking them does not lower it
+    order_consistency_gap: Literal["absolute", "relative"] = "absolute"
     lora: LoraOptions | None = None
 
     def validate(self) -> None:

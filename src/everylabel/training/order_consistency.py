@@ -7,7 +7,11 @@ candidates in another (seeded) order, and the loss becomes
 
     (task loss of order A + task loss of order B) / 2 + w * mean over labels of (logit_A - logit_B)^2
 
-taken over the labels that sit in the model input in both orders.
+taken over the labels that sit in the model input in both orders. That gap also falls when the
+model only shrinks its logits toward each other, leaving the order effect as large against their
+spread as before; with `order_consistency_gap: relative` each example's mean squared gap is divided
+by the spread of its logits (their variance over the paired labels, the mean of the two orders), so
+only a smaller order effect lowers it.
 """
 
 from __future__ import annotations
@@ -56,15 +60,38 @@ def pair_slots(names: Sequence[Sequence[str]], other: Sequence[Sequence[str]], s
     return pairs
 
 
-def consistency_loss(logits: torch.Tensor, other_logits: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+# Added to a relative gap's spread: an example whose logits are all alike is not divided by ~0.
+SPREAD_FLOOR = 1e-2
+
+
+def consistency_loss(
+    logits: torch.Tensor, other_logits: torch.Tensor, pairs: torch.Tensor, relative: bool = False
+) -> torch.Tensor:
     """Mean squared difference of each label's logit in the two orders.
 
     logits (batch, slots), other_logits (batch, other_slots), pairs (batch, slots) -> a scalar;
-    zero when no label is paired.
+    zero when no label is paired. `relative`: per example, the mean squared gap over its paired
+    labels divided by their logits' variance (mean of the two orders) plus `SPREAD_FLOOR`,
+    averaged over the examples with at least two paired labels (one label has no order).
     """
     paired = pairs >= 0  # (batch, slots)
-    if not bool(paired.any()):
-        return logits.sum() * 0.0
     matched = other_logits.gather(1, pairs.clamp(min=0))  # (batch, slots): B's logit of A's label
-    gaps = (logits - matched)[paired]  # (paired labels,)
-    return gaps.pow(2).mean()
+    if not relative:
+        if not bool(paired.any()):
+            return logits.sum() * 0.0
+        return (logits - matched)[paired].pow(2).mean()
+    weight = paired.to(logits.dtype)  # (batch, slots)
+    count = weight.sum(1)  # (batch,)
+    rows = count >= 2
+    if not bool(rows.any()):
+        return logits.sum() * 0.0
+    count = count.clamp(min=1)
+    gap = ((logits - matched).pow(2) * weight).sum(1) / count  # (batch,)
+    spread = (variance(logits, weight, count) + variance(matched, weight, count)) / 2  # (batch,)
+    return (gap / (spread + SPREAD_FLOOR))[rows].mean()
+
+
+def variance(values: torch.Tensor, weight: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(batch,) the variance of each row's values where `weight` is 1; values, weight (batch, slots)."""
+    mean = (values * weight).sum(1, keepdim=True) / count.unsqueeze(1)  # (batch, 1)
+    return ((values - mean).pow(2) * weight).sum(1) / count

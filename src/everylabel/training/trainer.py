@@ -281,7 +281,8 @@ class Trainer:
         other, pairs = batch.pop("reordered"), batch.pop("order_pairs")
         out, other_out = self.forward(batch), self.forward(other)
         task = (out.loss + other_out.loss) / 2
-        gap = consistency_loss(out.logits.float(), other_out.logits.float(), pairs)
+        relative = self.config.order_consistency_gap == "relative"
+        gap = consistency_loss(out.logits.float(), other_out.logits.float(), pairs, relative)
         self.backward((task + self.config.order_consistency * gap) / self.config.grad_accum)
         return {"loss": float(task.detach()), "order_gap": float(gap.detach())}
 
