@@ -113,6 +113,37 @@ def test_consistency_training_logs_both_losses(backbone_dir, toy_data, tmp_path:
     assert len(logged(out, "loss")) == 1
 
 
+def test_without_dropout_the_trained_gap_is_the_order_effect(backbone_dir, toy_data, tmp_path: Path) -> None:
+    gaps = {}
+    for dropout in (True, False):
+        options = {"order_consistency": 1.0, "order_consistency_dropout": dropout, "seed": 5, "max_steps": 12}
+        trainer = Trainer(config(backbone_dir("bert"), toy_data, tmp_path / f"run-{dropout}", **options))
+        trainer.train()  # logits apart from 0, so the head's dropout shows
+        batch = trainer.collate(list(range(16)), epoch=3)
+        in_eval = order_gap(trainer, batch)  # no dropout: only the order differs
+        trainer.model.train()
+        gaps[dropout] = (trainer.training_batch(batch)["order_gap"], in_eval)
+        assert trainer.model.training  # back in training mode after the step
+    trained, in_eval = gaps[False]
+    assert trained == pytest.approx(in_eval, rel=1e-4)
+    trained, in_eval = gaps[True]
+    assert trained > 2 * in_eval  # two dropout masks add to the gap
+
+
+def test_decoder_kv_keeps_dropout_under_order_consistency(backbone_dir, toy_data, tmp_path: Path) -> None:
+    options = {"architecture_type": "decoder-kv", "scorer_mlp_hidden_size": 64, "recurrent_steps": 3}
+    run = config(
+        backbone_dir("qwen3"),
+        toy_data,
+        tmp_path,
+        model_options=options,
+        order_consistency=1.0,
+        order_consistency_dropout=False,
+    )
+    with pytest.raises(TrainConfigError, match="order_consistency_dropout"):
+        Trainer(run)
+
+
 def test_the_ppo_stage_refuses_order_consistency(tmp_path: Path) -> None:
     raw = {"model": "m", "train_data": "d", "output_dir": str(tmp_path), "order_consistency": 1.0}
     with pytest.raises(TrainConfigError, match="order_consistency"):
@@ -151,7 +182,7 @@ def test_the_recipes_are_valid_configs(name: str) -> None:
 
 
 def test_a_checkpoint_from_before_order_consistency_resumes_without_it(tmp_path: Path) -> None:
-    current = {"seed": 1, "order_consistency": 0.0}
+    current = {"seed": 1, "order_consistency": 0.0, "order_consistency_dropout": True}
     check_resumable({"config": {"seed": 1}}, current, "f", tmp_path)
     with pytest.raises(TrainConfigError, match="order_consistency"):
         check_resumable({"config": {"seed": 1}}, {**current, "order_consistency": 1.0}, "f", tmp_path)

@@ -38,7 +38,11 @@ RESUME_SAFE_KEYS = frozenset(
 )
 # Keys added after checkpoints were first written, with the value that computes what a checkpoint
 # without the key computed: such a checkpoint resumes under that value.
-ADDED_KEYS: dict[str, Any] = {"order_consistency": 0.0, "order_consistency_gap": "absolute"}
+ADDED_KEYS: dict[str, Any] = {
+    "order_consistency": 0.0,
+    "order_consistency_gap": "absolute",
+    "order_consistency_dropout": True,
+}
 
 
 def data_fingerprint(records: Sequence[Record]) -> str:

@@ -81,6 +81,9 @@ class TrainConfig:
     order_consistency: float = 0.0
     # "relative": each example's gap divided by its logits' spread, so shrinking them does not lower it
     order_consistency_gap: Literal["absolute", "relative"] = "absolute"
+    # false: both orders run without dropout (the model in eval mode for the step), so the gap is the
+    # order effect alone, not two dropout masks; the task loss then trains without dropout too
+    order_consistency_dropout: bool = True
     lora: LoraOptions | None = None
 
     def validate(self) -> None:

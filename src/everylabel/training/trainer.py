@@ -97,6 +97,12 @@ class Trainer:
         if model is None:
             model, tokenizer = load_or_create(config.model, config.model_options, config.head_init)
         self.multi_label = config.problem_type == "multi_label"
+        no_dropout = config.order_consistency and not config.order_consistency_dropout
+        if no_dropout and isinstance(model.model, DecoderKV):
+            raise TrainConfigError(
+                "order_consistency_dropout: false runs the model in eval mode, where the decoder-kv "
+                "scorer does not train its recurrent steps; keep dropout for this architecture"
+            )
         self.model = self._prepare_model(model)
         self.tokenizer = tokenizer
         self.output_dir = Path(config.output_dir)
@@ -279,7 +285,12 @@ class Trainer:
         """Both orders' task losses, averaged, plus the weighted logit gap between the orders."""
         batch = dict(batch)
         other, pairs = batch.pop("reordered"), batch.pop("order_pairs")
-        out, other_out = self.forward(batch), self.forward(other)
+        dropout = self.config.order_consistency_dropout
+        self.model.train(dropout)
+        try:
+            out, other_out = self.forward(batch), self.forward(other)
+        finally:
+            self.model.train()
         task = (out.loss + other_out.loss) / 2
         relative = self.config.order_consistency_gap == "relative"
         gap = consistency_loss(out.logits.float(), other_out.logits.float(), pairs, relative)
