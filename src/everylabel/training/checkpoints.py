@@ -42,6 +42,7 @@ ADDED_KEYS: dict[str, Any] = {
     "order_consistency": 0.0,
     "order_consistency_gap": "absolute",
     "order_consistency_dropout": True,
+    "aug_examples_per_label": 0,
 }
 
 

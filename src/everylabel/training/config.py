@@ -76,6 +76,8 @@ class TrainConfig:
     aug_add_labels: float = 0.0
     aug_descriptions: float = 0.0
     aug_examples: float = 0.0
+    # 0: the official examples (1 or 2 records sharing a label); n: 1 to n examples of every candidate
+    aug_examples_per_label: int = 0
     # > 0: each batch also runs with every example's candidates in another order, and this weighs the
     # mean squared gap of a label's logits between the two orders (training/order_consistency.py)
     order_consistency: float = 0.0
@@ -91,6 +93,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise TrainConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if self.aug_examples_per_label < 0:
+            raise TrainConfigError(f"aug_examples_per_label: must be >= 0, got {self.aug_examples_per_label}")
         for key in ("max_steps", "eval_every", "save_every", "max_length"):
             value = getattr(self, key)
             if value is not None and value < 1:

@@ -32,6 +32,8 @@ class Augment:
     descriptions: float = 0.0  # write "label: description" next to the text
     examples: float = 0.0  # show records that share a label as in-context examples
     max_examples: int = 2
+    # > 0: instead, each candidate gets 1 to this many examples of its own (as a user shows examples)
+    examples_per_label: int = 0
     example_words: int = 24  # an example's text is cut to this many words (as a user pastes one)
     example_max_labels: int = 10  # examples only beside at most this many candidates (they fit)
 
@@ -108,7 +110,10 @@ class TrainingSet:
             Example(e["text"], tuple(e.get("labels", e.get("true_labels", [])))) for e in record.examples
         ]
         if aug.examples and len(labels) <= aug.example_max_labels and rng.random() < aug.examples:
-            examples += self._sample_examples(index, labels, rng, aug.max_examples)
+            if aug.examples_per_label:
+                examples += self._examples_per_label(index, labels, rng, aug.examples_per_label)
+            else:
+                examples += self._sample_examples(index, labels, rng, aug.max_examples)
 
         request = Request(text, labels, [None] * len(labels), record.prompt, examples)
         return TrainingExample(request, [targets.get(label, 0.0) for label in labels])
@@ -120,11 +125,25 @@ class TrainingSet:
             {other for label in labels for other in self.by_label.get(label, []) if other != index}
         )
         picked = rng.sample(shared, k=min(limit, len(shared)))
-        words = self.augment.example_words
-        return [
-            Example(" ".join(self.records[i].text.split()[:words]), tuple(positive_labels(self.records[i])))
-            for i in picked
-        ]
+        return [self._shown(i) for i in picked]
+
+    def _examples_per_label(
+        self, index: int, labels: list[str], rng: random.Random, most: int
+    ) -> list[Example]:
+        """1 to `most` records of each candidate's own (never this one), in a shuffled order; a
+        candidate no other record has gets none."""
+        picked: list[int] = []
+        for label in labels:
+            own = [other for other in self.by_label.get(label, []) if other != index and other not in picked]
+            picked += rng.sample(own, k=min(rng.randint(1, most), len(own)))
+        rng.shuffle(picked)
+        return [self._shown(i) for i in picked]
+
+    def _shown(self, index: int) -> Example:
+        """A record as an in-context example: its text cut to `example_words`, its positive labels."""
+        record = self.records[index]
+        text = " ".join(record.text.split()[: self.augment.example_words])
+        return Example(text, tuple(positive_labels(record)))
 
 
 def positive_labels(record: Record) -> list[str]:

@@ -169,6 +169,7 @@ class Trainer:
             add_random_labels=config.aug_add_labels,
             descriptions=config.aug_descriptions,
             examples=config.aug_examples,
+            examples_per_label=config.aug_examples_per_label,
         )
         self.data_fingerprint = checkpoints.data_fingerprint(train_records)
         self.train_set = TrainingSet(train_records, augment, descriptions, config.seed)
