@@ -174,7 +174,7 @@ def test_training_goes_on_in_a_saved_adapter(backbone_dir, toy_data, tmp_path: P
         assert torch.allclose(reloaded(**batch).logits, second.forward(batch).logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["default-model.yaml", "order-consistency.yaml"])
+@pytest.mark.parametrize("name", ["default-model.yaml", "order-consistency.yaml", "examples-in-context.yaml"])
 def test_the_recipes_are_valid_configs(name: str) -> None:
     recipe = load_config(Path(__file__).parents[2] / "recipes" / name)
     assert recipe.lora is not None and recipe.lora.r == 16
