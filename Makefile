@@ -40,7 +40,8 @@ default-model: $(STAMP) bench-data
 	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
 		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000
 	$(BIN)/everylabel train recipes/default-model.yaml
-	$(BIN)/python recipes/package_default_model.py runs/default-model/final --set pool_text_before_examples=true
+	$(BIN)/everylabel train recipes/default-model-order.yaml
+	$(BIN)/python recipes/package_default_model.py runs/default-model-order/final --set pool_text_before_examples=true
 	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/pack_default_onnx.py

@@ -174,11 +174,21 @@ def test_training_goes_on_in_a_saved_adapter(backbone_dir, toy_data, tmp_path: P
         assert torch.allclose(reloaded(**batch).logits, second.forward(batch).logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["default-model.yaml", "order-consistency.yaml", "examples-in-context.yaml"])
+RECIPE_CONSISTENCY = {
+    "default-model.yaml": 0.0,
+    "order-consistency.yaml": 1.0,
+    "default-model-order.yaml": 20.0,
+    "examples-in-context.yaml": 0.0,
+}
+
+
+@pytest.mark.parametrize("name", list(RECIPE_CONSISTENCY))
 def test_the_recipes_are_valid_configs(name: str) -> None:
     recipe = load_config(Path(__file__).parents[2] / "recipes" / name)
     assert recipe.lora is not None and recipe.lora.r == 16
-    assert recipe.order_consistency == (1.0 if name == "order-consistency.yaml" else 0.0)
+    assert recipe.order_consistency == RECIPE_CONSISTENCY[name]
+    if name == "default-model-order.yaml":  # the shipped model's last stage
+        assert recipe.order_consistency_gap == "relative" and not recipe.order_consistency_dropout
 
 
 def test_a_checkpoint_from_before_order_consistency_resumes_without_it(tmp_path: Path) -> None:
