@@ -267,6 +267,12 @@ def _add_build_data(commands: Any) -> None:
         action="store_true",
         help="add subject-labelled definitions from dict-gcide and dict-foldoc (install them first)",
     )
+    build.add_argument(
+        "--everyday",
+        type=int,
+        default=0,
+        help="append N records asking about everyday topic names (technology, health, ...) over the texts",
+    )
     build.add_argument("--seed", type=int, default=0)
 
 
@@ -588,6 +594,7 @@ def build_data_command(args: argparse.Namespace) -> int:
         documents_per_source=args.documents_per_source,
         opinions=args.opinions,
         dictionaries=args.dictionaries,
+        everyday=args.everyday,
     )
     if not records:
         raise CliError("build-data: no source is installed (wordnet-base, fortunes, apt package lists)")

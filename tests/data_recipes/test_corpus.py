@@ -120,3 +120,13 @@ def test_build_records_adds_documents_and_opinions(sources, monkeypatch: pytest.
     monkeypatch.setattr(corpus, "opinion_records", lambda count, seed: [{"source": "opinions", "n": count}])
     records = corpus.build_records(negatives=(1, 2), seed=1, documents_per_source=0, opinions=7)
     assert [r for r in records if r["source"] == "opinions"] == [{"source": "opinions", "n": 7}]
+
+
+def test_build_records_appends_everyday_records_leaving_the_rest(sources) -> None:
+    plain = corpus.build_records(negatives=(1, 2), seed=1)
+    records = corpus.build_records(negatives=(1, 2), seed=1, everyday=30)
+    assert records[: len(plain)] == plain  # the same records and held-out head as without them
+    added = records[len(plain) :]
+    assert len(added) == 30 and {r["source"] for r in added} == {"everyday"}
+    # the fixture's texts: a baseball gloss (sports), a computers fortune and vim (technology)
+    assert {t for r in added for t in r["true_labels"]} == {"sports", "technology"}

@@ -12,7 +12,8 @@ official format with readable label names, sampled negatives, single- and multi-
 - fortunes: a quote -> its category file ("computers", "food", "law", "sports", ...).
 - on request, longer texts made of several entries of one or two topics (`topic_documents`),
   self-generated polarity records (`opinions.py`), and dictionary definitions labelled by subject
-  (`dictionaries.py`: `dict-gcide`, `dict-foldoc`).
+  (`dictionaries.py`: `dict-gcide`, `dict-foldoc`), and records asking about everyday topic
+  names over these texts (`everyday.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .dictionaries import foldoc_items, gcide_items
+from .everyday import everyday_records
 from .opinions import opinion_records
 from .wordnet import SynsetKey, read_synsets
 
@@ -197,12 +199,16 @@ def build_records(
     documents_per_source: int = 0,
     opinions: int = 0,
     dictionaries: bool = False,
+    everyday: int = 0,
 ) -> list[dict[str, Any]]:
     """Official-format records from every available source, with sampled negatives per record.
 
     `documents_per_source` adds that many longer texts per source (`topic_documents`); `opinions`
     adds that many self-generated polarity records (`opinions.opinion_records`, glosses on top);
-    `dictionaries` adds the subject-labelled definitions of GCIDE and FOLDOC (`dictionaries.py`).
+    `dictionaries` adds the subject-labelled definitions of GCIDE and FOLDOC (`dictionaries.py`);
+    `everyday` appends that many records asking about everyday topic names (`everyday.py`) after the
+    shuffled rest, from their own random stream, so the other records and the held-out ones stay
+    the same as without them.
     """
     rng = random.Random(seed)
     sources = []
@@ -230,6 +236,9 @@ def build_records(
         with contextlib.suppress(OSError):  # wordnet-base is not installed
             records.extend(opinion_records(opinions, seed=seed))
     rng.shuffle(records)
+    if everyday:
+        all_items = [item for items in sources for item in items]
+        records.extend(everyday_records(all_items, everyday, random.Random(f"everyday-{seed}")))
     return records
 
 
