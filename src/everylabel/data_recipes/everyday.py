@@ -80,9 +80,18 @@ ONE_LABEL_SHARE = 0.25  # records that ask about one topic alone
 NEGATIVES = (1, 8)  # other everyday topics among a record's candidates (more-candidate records)
 
 
+# Source label -> the everyday topics it is a kind of (the map above, inverted once).
+TOPICS_OF_LABEL: dict[str, set[str]] = {}
+for _topic, _kinds in TOPIC_LABELS.items():
+    for _kind in _kinds:
+        TOPICS_OF_LABEL.setdefault(_kind, set()).add(_topic)
+
+
 def topics_of(labels: list[str], source: str) -> list[str]:
-    """The everyday topics a text with these source labels (from this source) is about."""
-    topics = [topic for topic, kinds in TOPIC_LABELS.items() if set(labels) & set(kinds)]
+    """The everyday topics a text with these source labels (from this source) is about, in the
+    order of `TOPIC_LABELS`, then the source's own."""
+    found = {topic for label in labels for topic in TOPICS_OF_LABEL.get(label, ())}
+    topics = [topic for topic in TOPIC_LABELS if topic in found] if found else []
     extra = SOURCE_TOPICS.get(source.removesuffix("-documents"))
     return [*topics, extra] if extra and extra not in topics else topics
 
