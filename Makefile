@@ -37,12 +37,11 @@ bench-data: $(STAMP)
 # its packed ONNX export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
-	$(BIN)/everylabel build-data --out data/default-train.jsonl --eval-out data/default-eval.jsonl \
-		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000
+	$(BIN)/everylabel build-data --out data/everyday-train.jsonl --eval-out data/default-eval.jsonl \
+		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000 --everyday 20000
+	head -n -20000 data/everyday-train.jsonl > data/default-train.jsonl
 	$(BIN)/everylabel train recipes/default-model.yaml
 	$(BIN)/everylabel train recipes/default-model-order.yaml
-	$(BIN)/everylabel build-data --out data/everyday-train.jsonl --eval-out data/everyday-eval.jsonl \
-		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000 --everyday 20000
 	head -n 60000 data/default-train.jsonl > data/everyday-mix.jsonl
 	tail -n 20000 data/everyday-train.jsonl >> data/everyday-mix.jsonl
 	$(BIN)/everylabel train recipes/default-model-everyday.yaml
