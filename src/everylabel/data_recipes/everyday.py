@@ -91,7 +91,7 @@ def topics_of(labels: list[str], source: str) -> list[str]:
     """The everyday topics a text with these source labels (from this source) is about, in the
     order of `TOPIC_LABELS`, then the source's own."""
     found = {topic for label in labels for topic in TOPICS_OF_LABEL.get(label, ())}
-    topics = [topic for topic in TOPIC_LABELS if topic in found] if found else []
+    topics = [topic for topic in TOPIC_LABELS if topic in found]
     extra = SOURCE_TOPICS.get(source.removesuffix("-documents"))
     return [*topics, extra] if extra and extra not in topics else topics
 
