@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 from everylabel.data_recipes import everyday
-from everylabel.data_recipes.everyday import everyday_records, topics_of, usage_examples
+from everylabel.data_recipes.everyday import everyday_records, topics_of
 
 ITEMS = [
     ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains"),
@@ -47,27 +47,3 @@ def test_records_ask_about_everyday_topics_with_right_answers() -> None:
 def test_records_are_seeded_and_need_two_topics() -> None:
     assert everyday_records(ITEMS, 50, random.Random(3)) == everyday_records(ITEMS, 50, random.Random(3))
     assert everyday_records(ITEMS[:1], 10, random.Random(0)) == []
-
-
-def test_usage_examples_are_the_quoted_sentences_of_a_gloss() -> None:
-    gloss = 'pitcher: the person who does the pitching; "our pitcher has a sore arm"; "hit it"'
-    assert usage_examples(gloss) == ["our pitcher has a sore arm"]  # "hit it" is too short to stand alone
-    assert usage_examples("dog: a member of the genus Canis") == []
-
-
-def test_usage_examples_stand_alone_with_every_topic_of_their_synset() -> None:
-    storm = 'squall: sudden violent wind; "the squall capsized the small boat at sea"'
-    items = [
-        *ITEMS,
-        (storm, ["wind"], "wordnet-domains"),
-        (storm, ["seafaring"], "wordnet"),  # the same gloss under its category: another topic
-        ('cmd: a command; "type the command and press enter"', ["computers"], "fortunes"),  # not WordNet
-    ]
-    records = everyday_records(items, 600, random.Random(0))
-    usage = [r for r in records if r["text"] == "the squall capsized the small boat at sea"]
-    assert usage, "a topic with usage examples asks about them"
-    for record in usage:
-        assert record["true_labels"] == [t for t in ("travel", "weather") if t in record["all_labels"]]
-    assert not any(r["text"] == "type the command and press enter" for r in records)
-    glosses = [r for r in records if r["text"] == storm]
-    assert glosses, "the whole gloss is still asked about"

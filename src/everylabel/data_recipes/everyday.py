@@ -5,11 +5,7 @@ exchange", a Debian section), and almost never with the broad words a user asks 
 default build "technology" is a true label 7 times in 300,000 records and "health" never. These
 records reuse the texts whose source label (or source) maps to an everyday topic, ask about those
 topics, and a quarter of them are one-label calls (one candidate, true or not), the call a user
-makes with `labels=["sports"]`. Half the records whose topic has any use a WordNet usage example
-instead of a gloss: the quoted sentences of a gloss ("the hurricane hit the coast") stand alone,
-with the gloss's labels, so the plain short sentences users write are trained too. A record's
-other candidates cover most of the everyday topics, so a near topic (travel for a storm) is a
-trained no.
+makes with `labels=["sports"]`.
 
 The map is written by hand from the sources' label lists, not from any evaluation set. Some names
 ("politics", "religion") are also label names of 20 Newsgroups, as they already were labels of the
@@ -19,7 +15,6 @@ sources; the texts are the sources' own.
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
 # Everyday topic -> the source labels that are a kind of it (WordNet topic domains and categories,
@@ -82,10 +77,7 @@ TOPIC_LABELS: dict[str, tuple[str, ...]] = {
 # Sources whose every text is about one everyday topic.
 SOURCE_TOPICS = {"debian": "technology"}
 ONE_LABEL_SHARE = 0.25  # records that ask about one topic alone
-NEGATIVES = (4, 16)  # other everyday topics among a record's candidates (more-candidate records)
-USAGE_SHARE = 0.5  # records that ask about a usage example where the topic has any
-USAGE_SOURCES = ("wordnet", "wordnet-domains")
-MIN_USAGE_WORDS = 3
+NEGATIVES = (1, 8)  # other everyday topics among a record's candidates (more-candidate records)
 
 
 # Source label -> the everyday topics it is a kind of (the map above, inverted once).
@@ -104,46 +96,26 @@ def topics_of(labels: list[str], source: str) -> list[str]:
     return [*topics, extra] if extra and extra not in topics else topics
 
 
-def usage_examples(text: str) -> list[str]:
-    """The quoted usage examples of a WordNet gloss: `pitcher: ...; "our pitcher has a sore arm"`."""
-    quoted = re.findall(r'"([^"]+)"', text)
-    return [q.strip() for q in quoted if len(q.split()) >= MIN_USAGE_WORDS]
-
-
 def everyday_records(
     items: list[tuple[str, list[str], str]], count: int, rng: random.Random
 ) -> list[dict[str, Any]]:
     """`count` official-format records over the items that map to an everyday topic.
 
     Topics are drawn evenly (Debian alone would make most of them "technology"), then a text of
-    that topic: a usage example of a WordNet gloss `USAGE_SHARE` of the time where the topic has
-    any, else a whole text. One-label records ask about one of its topics or one it is not about,
-    at even odds.
+    that topic. One-label records ask about one of its topics or one it is not about, at even odds.
     """
     by_topic: dict[str, list[tuple[str, list[str]]]] = {}
-    usage_topics: dict[str, set[str]] = {}  # a synset's examples come with its category and its domain
     for text, labels, source in items:
         topics = topics_of(labels, source)
         for topic in topics:
             by_topic.setdefault(topic, []).append((text, topics))
-        if topics and source in USAGE_SOURCES:
-            for example in usage_examples(text):
-                usage_topics.setdefault(example, set()).update(topics)
-    usage_by_topic: dict[str, list[tuple[str, list[str]]]] = {}
-    for example, found in usage_topics.items():
-        topics = [topic for topic in TOPIC_LABELS if topic in found]
-        for topic in topics:
-            usage_by_topic.setdefault(topic, []).append((example, topics))
     if len(by_topic) < 2:
         return []
     names = sorted(by_topic)
     everyday = sorted(TOPIC_LABELS)
     records = []
     for _ in range(count):
-        topic = rng.choice(names)
-        usage = usage_by_topic.get(topic)
-        pool = usage if usage and rng.random() < USAGE_SHARE else by_topic[topic]
-        text, topics = rng.choice(pool)
+        text, topics = rng.choice(by_topic[rng.choice(names)])
         others = [topic for topic in everyday if topic not in topics]
         if rng.random() < ONE_LABEL_SHARE:
             asked = [rng.choice(topics)] if rng.random() < 0.5 else [rng.choice(others)]
