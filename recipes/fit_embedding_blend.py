@@ -7,7 +7,8 @@ candidates or their order). The offset is then fitted by maximum likelihood, tog
 scale; neither changes a ranking. With `--one-label FILE` (topic -> plainly worded texts, such as
 recipes/obvious-dev.json) it is fitted on one-label calls: every text asked about each topic alone,
 its own topic a yes and every other a no, the yeses weighing as much as the noes, so that "is this
-text about X?" is answered at 0.5 at even odds. Without it, on held-out records of the model's own
+text about X?" is answered at 0.5 at even odds; the same texts asked about all topics at once then
+give the share of exact label sets at 0.5. Without it, on held-out records of the model's own
 training sources (multi-label, every label a yes/no decision). Scores are computed once per set:
 the model's logits without a blend, and the embedding cosines.
 
@@ -89,6 +90,24 @@ def one_label_calls(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]
     return [c[0] for c in calls], [[c[1]] for c in calls], np.array([c[2] for c in calls])
 
 
+def exact_sets(
+    clf: Classifier, centring: EmbeddingBlend, path: Path, weight: float, offset: float, scale: float
+) -> float:
+    """The share of texts of a topic -> texts file whose blended labels at 0.5, all topics asked at
+    once, are exactly their own topic."""
+    groups: dict[str, list[str]] = json.loads(path.read_text())
+    topics = list(groups)
+    texts = [text for texts in groups.values() for text in texts]
+    gold = [topic for topic, texts in groups.items() for _ in texts]
+    sets = [topics] * len(texts)
+    logits, cosines = model_logits(clf, texts, sets), centring.terms(texts, sets)
+    said = [
+        [topics[i] for i in np.flatnonzero(scale * (u + weight * (c - offset)) >= 0)]
+        for u, c in zip(logits, cosines, strict=True)
+    ]
+    return float(np.mean([labels == [own] for labels, own in zip(said, gold, strict=True)]))
+
+
 def weight_table(clf: Classifier, embedder: EmbeddingRetriever, specs: list[str]) -> dict[str, list[float]]:
     """Macro-F1 of the top label for every weight of `WEIGHTS`, per NAME:SPLIT:LIMIT sample."""
     table: dict[str, list[float]] = {}
@@ -137,6 +156,7 @@ def main() -> int:
         "--one-label", type=Path, help="fit the offset on one-label calls: a JSON file, topic -> texts"
     )
     parser.add_argument("--embedding-model", default=MINILM_NAME)
+    parser.add_argument("--template", default=LABEL_TEMPLATE, help="the label's sentence for the embedding")
     parser.add_argument("--weight", type=float, help="skip the selection and fit the offset for this weight")
     parser.add_argument("--write", action="store_true", help="write the chosen blend into config.json")
     parser.add_argument(
@@ -149,7 +169,7 @@ def main() -> int:
 
     background = json.loads(args.background.read_text())["background"] if args.background else None
     clf = Classifier.from_pretrained(args.model, device="cpu", backend="torch", embedding_blend=False)
-    embedder = EmbeddingRetriever(args.embedding_model)
+    embedder = EmbeddingRetriever(args.embedding_model, template=args.template)
     if args.weight is not None:
         weight = args.weight
     else:
@@ -180,9 +200,12 @@ def main() -> int:
             f"{what}, {name}: binary cross-entropy {bce:.4f}, micro-F1 at 0.5 {f1:.4f}, "
             f"yes at >= 0.5 {yes:.1%}, no under 0.5 {no:.1%}"
         )
+    if args.one_label is not None:
+        share = exact_sets(clf, centring, args.one_label, weight, offset, scale)
+        print(f"all topics at once, blend: exact label sets at 0.5 {share:.1%}")
     blend = {
         "model": args.embedding_model,
-        "template": LABEL_TEMPLATE,
+        "template": args.template,
         "weight": weight,
         "offset": offset,
         "scale": scale,
