@@ -59,6 +59,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
+def blended(
+    logits: np.ndarray, cosines: np.ndarray, weight: float, offset: float, scale: float
+) -> np.ndarray:
+    """The blend's logits from the model's logits and the centred cosines (weight 1, no offset)."""
+    return scale * (logits + weight * (cosines - offset))
+
+
 def fit_blend_calibration(
     logits: np.ndarray, cosines: np.ndarray, targets: np.ndarray, weight: float, balanced: bool
 ) -> tuple[float, float]:
@@ -102,7 +109,7 @@ def exact_sets(
     sets = [topics] * len(texts)
     logits, cosines = model_logits(clf, texts, sets), centring.terms(texts, sets)
     said = [
-        [topics[i] for i in np.flatnonzero(scale * (u + weight * (c - offset)) >= 0)]
+        [topics[i] for i in np.flatnonzero(blended(u, c, weight, offset, scale) >= 0)]
         for u, c in zip(logits, cosines, strict=True)
     ]
     return float(np.mean([labels == [own] for labels, own in zip(said, gold, strict=True)]))
@@ -189,7 +196,7 @@ def main() -> int:
     cosines = np.concatenate(centring.terms(texts, sets))
     offset, scale = fit_blend_calibration(logits, cosines, targets, weight, args.one_label is not None)
     offset, scale = round(offset, 4), round(scale, 4)
-    for name, z in (("model alone", logits), ("blend", scale * (logits + weight * (cosines - offset)))):
+    for name, z in (("model alone", logits), ("blend", blended(logits, cosines, weight, offset, scale))):
         p = sigmoid(z)
         bce = -np.mean(targets * np.log(p + 1e-12) + (1 - targets) * np.log(1 - p + 1e-12))
         decided = p >= 0.5
