@@ -47,7 +47,7 @@ default-model: $(STAMP) bench-data
 	$(BIN)/everylabel train recipes/default-model-everyday.yaml
 	$(BIN)/python recipes/package_default_model.py runs/default-model-everyday/final --set pool_text_before_examples=true
 	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
-		--template "The topic of this text is {label}." \
+		--template "This article is about {label}." \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/pack_default_onnx.py
 
