@@ -265,3 +265,16 @@ def test_calibrate_does_not_write_a_calibration_that_hurts_unless_forced(
     assert json.loads(captured.out)["written"] is False and not (tmp_path / "c").exists()
     assert main([*command, "--force"]) == 0
     assert load_calibration(tmp_path / "c") is not None
+
+
+def test_confident_sigmoid_scores_keep_their_ranking(model_dir) -> None:
+    """Logits pushed past 17 (as a blend with a high weight gives) saturate a float32 sigmoid at
+    exactly 1.0; the scores must still be below 1, distinct, and ranked as the logits are."""
+    raw = Classifier.from_pretrained(model_dir, backend="torch")
+    shifted = Classifier.from_pretrained(
+        model_dir, backend="torch", calibration=Calibration("platt", "multi-label", 1.0, 20.0)
+    )
+    for got, want in zip(shifted.classify(TEXTS[:4], LABELS), raw.classify(TEXTS[:4], LABELS), strict=True):
+        assert all(score < 1.0 for score in got.scores.values())
+        assert len(set(got.scores.values())) == len(LABELS)
+        assert got.labels == sorted(LABELS, key=lambda n: -want.scores[n])  # all over 0.5, best first

@@ -172,10 +172,13 @@ def merge(
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+    """In float64: in float32 every logit over about 17 scores exactly 1.0, so a blended model's
+    confident labels would tie and lose their ranking (float64 keeps it up to about 36)."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(values, dtype=np.float64)))
 
 
 def softmax(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
     shifted = np.exp(values - values.max())
     return shifted / shifted.sum()
 
