@@ -1,0 +1,125 @@
+"""Training records for the one-pass bi-encoder candidate (not shipped; docs/benchmarks.md, "A
+one-pass bi-encoder distilled from the shipped model").
+
+    .venv/bin/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
+        --everyday data/everyday-train.jsonl --out data/bi-candidate.jsonl
+
+Three parts, shuffled together, every label written in the blend's sentence ("This article is about
+{label}."), since the bi-encoder has no label sentence of its own:
+- teacher records: texts of the build's topical sources (cut to 90 words), each with its own labels
+  and 6 to 14 topic names of the build (4 to 8 of them among the text's 40 nearest by the embedding,
+  2 to 6 at random); the targets are the shipped default model's single-label scores (its blend
+  included). The single-label trainer takes each record's best candidate as its class.
+- hard records: the build's `opinions` (sentiment, which the topic teacher does not know);
+- everyday records: the last N of an `--everyday` build (everyday topic names over the sources' texts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from build_distillation_data import SENTIMENT_SOURCES, WORDS, read, true_labels, vocabulary_of
+
+from everylabel import Classifier
+from everylabel.data_recipes.corpus import write_records
+from everylabel.data_recipes.distillation import cut_words
+from everylabel.inference.retrieval import EmbeddingRetriever
+
+SENTENCE = "This article is about {label}."
+NEAREST = 40  # near candidates are drawn from the text's nearest topic names by the embedding
+
+
+def in_sentence(labels: list[str]) -> list[str]:
+    return [SENTENCE.format(label=label) for label in labels]
+
+
+def candidate_sets(
+    records: list[dict], texts: list[str], vocabulary: list[str], rng: random.Random
+) -> list[list[str]]:
+    """Per text: its own labels (at most two), near topic names and random ones, shuffled."""
+    nearest = EmbeddingRetriever(template=SENTENCE).rank(texts, [vocabulary] * len(texts))
+    sets = []
+    for record, cosines in zip(records, nearest, strict=True):
+        near = [vocabulary[j] for j in np.argsort(-cosines)[:NEAREST]]
+        picked = true_labels(record)[:2] + rng.sample(near, rng.randint(4, 8))
+        picked += rng.sample(vocabulary, rng.randint(2, 6))
+        labels = list(dict.fromkeys(picked))
+        rng.shuffle(labels)
+        sets.append(labels)
+    return sets
+
+
+def teacher_records(texts: list[str], sets: list[list[str]], started: float) -> list[dict]:
+    """The shipped default model's single-label scores as each record's targets."""
+    teacher = Classifier.from_pretrained("default", device="cpu")
+    out: list[dict] = []
+    for start in range(0, len(texts), 256):
+        part, labels = texts[start : start + 256], sets[start : start + 256]
+        for text, names, result in zip(
+            part, labels, teacher.classify(part, labels, multi_label=False, progress=False), strict=True
+        ):
+            targets = {SENTENCE.format(label=n): round(float(result.scores[n]), 5) for n in names}
+            out.append(
+                {"text": text, "all_labels": in_sentence(names), "true_labels": targets, "source": "teacher"}
+            )
+        print(f"teacher: {start + len(part)} texts, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return out
+
+
+def hard_records(records: list[dict], source: str) -> list[dict]:
+    return [
+        {
+            "text": r["text"],
+            "all_labels": in_sentence(r["all_labels"]),
+            "true_labels": in_sentence(true_labels(r)),
+            "source": source,
+        }
+        for r in records
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("train", type=Path, help="records from everylabel build-data")
+    parser.add_argument(
+        "--everyday", type=Path, help="a build with --everyday 20000 (its last 20,000 records are those)"
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--texts", type=int, default=12000, help="teacher records")
+    parser.add_argument("--opinions", type=int, default=3000)
+    parser.add_argument("--everyday-records", type=int, default=4000)
+    parser.add_argument("--min-count", type=int, default=20, help="topic names: labels of at least N records")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    rng = random.Random(args.seed)
+    records = read(args.train)
+    vocabulary = vocabulary_of(records, args.min_count)
+    topical = [r for r in records if r.get("source") not in SENTIMENT_SOURCES]
+    opinions = [r for r in records if r.get("source") in SENTIMENT_SOURCES]
+    rng.shuffle(topical)
+    rng.shuffle(opinions)
+    chosen = topical[: args.texts]
+    texts = [cut_words(r["text"], WORDS) for r in chosen]
+    out = teacher_records(texts, candidate_sets(chosen, texts, vocabulary, rng), started)
+    out += hard_records(opinions[: args.opinions], "opinions")
+    if args.everyday is not None:
+        everyday = read(args.everyday)[-20000:]
+        rng.shuffle(everyday)
+        out += hard_records(everyday[: args.everyday_records], "everyday")
+    rng.shuffle(out)
+    write_records(out, args.out)
+    seconds = round(time.perf_counter() - started)
+    print(json.dumps({"vocabulary": len(vocabulary), "records": len(out), "seconds": seconds}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
