@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fit_embedding_blend import one_label_calls, sigmoid
+from build_bi_candidate_data import in_sentence
+from fit_embedding_blend import model_logits, one_label_calls, sigmoid
 from tests.obvious_cases import SENTIMENT, TOPICS, cases
 
 from everylabel import Classifier
@@ -30,20 +31,13 @@ from everylabel.data_recipes.distillation import fit_calibration
 from everylabel.evaluation.datasets import load_named
 from everylabel.metrics import f1_scores
 
-SENTENCE = "This article is about {label}."
 SETS = ("20newsgroups", "reuters_r8", "rotten_tomatoes")
 DEV = Path(__file__).resolve().parent / "obvious-dev.json"
 
 
 def logits(clf: Classifier, texts: list[str], label_sets: list[list[str]]) -> list[np.ndarray]:
     """The bi-encoder's logits over each text's labels (in their order), the labels in the sentence."""
-    wrapped = [[SENTENCE.format(label=label) for label in labels] for labels in label_sets]
-    results = clf.classify(texts, wrapped, multi_label=True, truncation="warn", progress=False)
-    out = []
-    for result, labels in zip(results, wrapped, strict=True):
-        p = np.clip(np.array([result.scores[label] for label in labels]), 1e-15, 1 - 1e-15)
-        out.append(np.log(p / (1 - p)))
-    return out
+    return model_logits(clf, texts, [in_sentence(labels) for labels in label_sets])
 
 
 def macro_f1s(clf: Classifier, split: str) -> dict[str, float]:
@@ -72,9 +66,8 @@ def obvious_cases(clf: Classifier) -> dict[str, float]:
     own = sigmoid(slope * np.concatenate(logits(clf, texts, [[g] for g in gold])) + bias)
     other = sigmoid(slope * np.concatenate(logits(clf, texts, [[u] for u in unrelated])) + bias)
     said = [[topics[j] for j in np.flatnonzero(sigmoid(slope * row + bias) >= 0.5)] for row in every]
-    feelings = cases(SENTIMENT)
-    polarity = logits(clf, [t for t, _ in feelings], [list(SENTIMENT)] * len(feelings))
-    sentiment = list(SENTIMENT)
+    feelings, sentiment = cases(SENTIMENT), list(SENTIMENT)
+    polarity = logits(clf, [t for t, _ in feelings], [sentiment] * len(feelings))
     return {
         "platt_slope": round(slope, 3),
         "platt_bias": round(bias, 3),
