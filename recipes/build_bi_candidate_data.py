@@ -4,8 +4,8 @@ one-pass bi-encoder distilled from the shipped model").
     .venv/bin/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
         --everyday data/everyday-train.jsonl --out data/bi-candidate.jsonl
 
-Three parts, shuffled together, every label written in the blend's sentence ("This article is about
-{label}."), since the bi-encoder has no label sentence of its own:
+Three parts, shuffled together, labels as given (the model reads each in its `label_template`,
+"This article is about {label}.", the sentence the blend's embedding reads labels in):
 - teacher records: texts of the build's topical sources (cut to 90 words), each with its own labels
   and 6 to 14 topic names of the build (4 to 8 of them among the text's 40 nearest by the embedding,
   2 to 6 at random); the targets are the shipped default model's single-label scores (its blend
@@ -31,12 +31,8 @@ from everylabel.data_recipes.corpus import write_records
 from everylabel.data_recipes.distillation import cut_words
 from everylabel.inference.retrieval import EmbeddingRetriever
 
-SENTENCE = "This article is about {label}."
+SENTENCE = "This article is about {label}."  # how the embedding ranks near candidates
 NEAREST = 40  # near candidates are drawn from the text's nearest topic names by the embedding
-
-
-def in_sentence(labels: list[str]) -> list[str]:
-    return [SENTENCE.format(label=label) for label in labels]
 
 
 def candidate_sets(
@@ -64,10 +60,8 @@ def teacher_records(texts: list[str], sets: list[list[str]], started: float) -> 
         for text, names, result in zip(
             part, labels, teacher.classify(part, labels, multi_label=False, progress=False), strict=True
         ):
-            targets = {SENTENCE.format(label=n): round(float(result.scores[n]), 5) for n in names}
-            out.append(
-                {"text": text, "all_labels": in_sentence(names), "true_labels": targets, "source": "teacher"}
-            )
+            targets = {n: round(float(result.scores[n]), 5) for n in names}
+            out.append({"text": text, "all_labels": names, "true_labels": targets, "source": "teacher"})
         print(f"teacher: {start + len(part)} texts, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return out
 
@@ -76,8 +70,8 @@ def hard_records(records: list[dict], source: str) -> list[dict]:
     return [
         {
             "text": r["text"],
-            "all_labels": in_sentence(r["all_labels"]),
-            "true_labels": in_sentence(true_labels(r)),
+            "all_labels": r["all_labels"],
+            "true_labels": true_labels(r),
             "source": source,
         }
         for r in records

@@ -1,5 +1,4 @@
-"""Measure the one-pass bi-encoder candidate (recipes/default-model-bi.yaml) with its labels written
-in "This article is about {label}." as it was trained.
+"""Measure the one-pass bi-encoder candidate (recipes/default-model-bi.yaml).
 
     .venv/bin/python recipes/eval_bi_candidate.py runs/default-model-bi/final [--split test]
 
@@ -22,7 +21,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_bi_candidate_data import in_sentence
 from fit_embedding_blend import model_logits, one_label_calls, sigmoid
 from tests.obvious_cases import SENTIMENT, TOPICS, cases
 
@@ -35,17 +33,12 @@ SETS = ("20newsgroups", "reuters_r8", "rotten_tomatoes")
 DEV = Path(__file__).resolve().parent / "obvious-dev.json"
 
 
-def logits(clf: Classifier, texts: list[str], label_sets: list[list[str]]) -> list[np.ndarray]:
-    """The bi-encoder's logits over each text's labels (in their order), the labels in the sentence."""
-    return model_logits(clf, texts, [in_sentence(labels) for labels in label_sets])
-
-
 def macro_f1s(clf: Classifier, split: str) -> dict[str, float]:
     out = {}
     for name in SETS:
         limit = 2000 if split == "train" else (3000 if name == "20newsgroups" else None)
         data = load_named(name, split=split, limit=limit)
-        rows = logits(clf, data.texts, [data.labels] * len(data.texts))
+        rows = model_logits(clf, data.texts, [data.labels] * len(data.texts))
         predicted = [[data.labels[int(np.argmax(row))]] for row in rows]
         out[name] = round(f1_scores(data.gold, predicted, data.labels)["macro_f1"], 4)
     return out
@@ -57,17 +50,17 @@ def share(hits: list) -> float:
 
 def obvious_cases(clf: Classifier) -> dict[str, float]:
     texts, sets, targets = one_label_calls(DEV)
-    slope, bias = fit_calibration(np.concatenate(logits(clf, texts, sets)), targets, balanced=True)
+    slope, bias = fit_calibration(np.concatenate(model_logits(clf, texts, sets)), targets, balanced=True)
     topics = list(TOPICS)
     pairs = cases(TOPICS)
     texts, gold = [t for t, _ in pairs], [g for _, g in pairs]
     unrelated = [topics[(topics.index(g) + 1) % len(topics)] for g in gold]
-    every = logits(clf, texts, [topics] * len(texts))
-    own = sigmoid(slope * np.concatenate(logits(clf, texts, [[g] for g in gold])) + bias)
-    other = sigmoid(slope * np.concatenate(logits(clf, texts, [[u] for u in unrelated])) + bias)
+    every = model_logits(clf, texts, [topics] * len(texts))
+    own = sigmoid(slope * np.concatenate(model_logits(clf, texts, [[g] for g in gold])) + bias)
+    other = sigmoid(slope * np.concatenate(model_logits(clf, texts, [[u] for u in unrelated])) + bias)
     said = [[topics[j] for j in np.flatnonzero(sigmoid(slope * row + bias) >= 0.5)] for row in every]
     feelings, sentiment = cases(SENTIMENT), list(SENTIMENT)
-    polarity = logits(clf, [t for t, _ in feelings], [sentiment] * len(feelings))
+    polarity = model_logits(clf, [t for t, _ in feelings], [sentiment] * len(feelings))
     return {
         "platt_slope": round(slope, 3),
         "platt_bias": round(bias, 3),

@@ -91,6 +91,12 @@ def _validate_blend(blend: Any) -> None:
         raise ConfigError(f"embedding_blend.scale: {blend['scale']!r} must be > 0")
 
 
+def check_label_template(template: Any) -> None:
+    """`label_template`: null, or a string holding "{label}" exactly once."""
+    if template is not None and (not isinstance(template, str) or template.count("{label}") != 1):
+        raise ConfigError(f"label_template: {template!r} must be null or a string with {{label}} once")
+
+
 def _backbone_config(value: Any, name_or_path: str | None) -> PretrainedConfig:
     """Turn the stored `encoder_config` (a dict, a config, or None) into a backbone config object."""
     if isinstance(value, PretrainedConfig):
@@ -163,6 +169,7 @@ class GLiClassConfig(PretrainedConfig):
         mask_padding: bool | None = None,
         pool_text_before_examples: bool = False,
         embedding_blend: dict[str, Any] | None = None,
+        label_template: str | None = None,
         use_calibrator: bool = False,
         calibrator_hidden_size: int = 256,
         calibrator_beta_max: float = 3.0,
@@ -255,6 +262,10 @@ class GLiClassConfig(PretrainedConfig):
         # (`inference/embedding_blend.py`); keys model, template, weight, offset, scale, optionally
         # background (fixed labels to centre on). None: no blend.
         self.embedding_blend = embedding_blend
+        # everylabel extension: the sentence each label is read in, "{label}" standing for the label
+        # (with its description, "name: description", where descriptions go to the label), as the
+        # model was trained: "This article is about {label}." None: the label as given.
+        self.label_template = label_template
         # The official learned calibrator (`modeling/calibrator.py`): per (text, label) pair an
         # inverse temperature in (0, calibrator_beta_max) and, with calibrator_use_bias, a bias.
         self.use_calibrator = use_calibrator
@@ -359,6 +370,7 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")
         if self.embedding_blend is not None:
             _validate_blend(self.embedding_blend)
+        check_label_template(self.label_template)
         if self.contrastive_loss_coef < 0:
             raise ConfigError(f"contrastive_loss_coef: {self.contrastive_loss_coef!r} must be >= 0")
         n_states = self.num_encoder_layers + 1  # embedding output + one per layer

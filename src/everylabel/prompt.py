@@ -189,6 +189,7 @@ class InputBuilder:
         self.max_length = max_length
         self.min_text_tokens = min_text_tokens
         self.description_mode = description_mode
+        self.label_template: str | None = getattr(config, "label_template", None)
         # The decoder-kv format adds no special tokens around its sequence.
         self.prefix, self.suffix = ([], []) if self.layout == "decoder" else wrapping_ids(tokenizer)
         self.forbidden = {*config.special_token_ids(), self.sep_id}
@@ -231,11 +232,18 @@ class InputBuilder:
                     self._label_cache.popitem(last=False)
         return [found[p] for p in pieces]
 
-    def label_piece(self, name: str, description: str | None) -> str:
-        """The string the model reads for a label: its name, or "name: description"."""
+    def described(self, name: str, description: str | None) -> str:
+        """A label with its description where descriptions go to the label: "name: description"."""
         if description and self.description_mode == "label":
             return f"{name}: {description}"
         return name
+
+    def label_piece(self, name: str, description: str | None) -> str:
+        """The string the model reads for a label: `described` in the model's `label_template`.
+
+        "sports" -> "This article is about sports." with that template; "sports" without one."""
+        piece = self.described(name, description)
+        return piece if self.label_template is None else self.label_template.replace("{label}", piece)
 
     # -- layout ----------------------------------------------------------------------------------
 

@@ -133,7 +133,7 @@ class ClassifierEngine:
             blend, calibration = scoring.blend, scoring.calibration
         out: list[LogitStep] = []
         if blend is not None:
-            out.append(BlendStep(blend, self.builder.label_piece))
+            out.append(BlendStep(blend, self.builder.described))
         if calibration is not None:
             out.append(CalibrationStep(calibration))
         return out

@@ -322,6 +322,7 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str, 
         int8=False,
         text=text_info,
         source=source,
+        label_template=config.label_template,
     )
     parity: dict[str, np.ndarray] = {}
     trace = clf.prepare(_TEXTS[:2], [labels[:2] for labels in _LABELS[:2]])
@@ -435,9 +436,9 @@ def _write_bi_encoder(
             "its batch; export a checkpoint served with mask_padding=True"
         )
     label_tokenizer: Any = vectors.tokens.tokenizer
-    label_tokenizer.backend_tokenizer.save(str(folder / "label_tokenizer.json"))
+    file = _tokenizer_file(folder, manifest, label_tokenizer, "label_tokenizer.json")
     manifest.label = TokenizerInfo(
-        "label_tokenizer.json",
+        file,
         vectors.tokens.pad_id,
         list(label_tokenizer.all_special_ids),
         vectors.max_length,
@@ -503,6 +504,17 @@ def _write_bi_encoder(
     parity.update({f"model.{k}": v for k, v in feeds.items()}, **{"model.logits": expected})
 
 
+def _tokenizer_file(folder: Path, manifest: OnnxManifest, tokenizer: Any, own: str) -> str:
+    """The file a second tokenizer of the export is read from: the text tokenizer's, where it
+    tokenises every user string alike (the label encoder's or embedding's backbone is the text
+    encoder's, less the model's special tokens), else its own, written as `own`."""
+    backend = tokenizer.backend_tokenizer.to_str(pretty=True)
+    if same_plain_tokenization((folder / manifest.text.file).read_text(), backend):
+        return manifest.text.file
+    (folder / own).write_text(backend)
+    return own
+
+
 def _write_embedding(
     clf: ClassifierEngine, folder: Path, opset: int, manifest: OnnxManifest, parity: dict, fuse: bool
 ) -> None:
@@ -512,11 +524,7 @@ def _write_embedding(
         raise ConfigError(
             "embedding_blend: its retriever is not an embedding backbone; it cannot be exported"
         )
-    backend = retriever.tokenizer.backend_tokenizer.to_str(pretty=True)
-    file = manifest.text.file  # the text tokenizer's file, where it tokenises user strings alike
-    if not same_plain_tokenization((folder / file).read_text(), backend):
-        file = "embedding_tokenizer.json"
-        (folder / file).write_text(backend)
+    file = _tokenizer_file(folder, manifest, retriever.tokenizer, "embedding_tokenizer.json")
     width = retriever.window + len(retriever.prefix) + len(retriever.suffix)
     manifest.embedding = TokenizerInfo(
         file, retriever.pad_id, list(retriever.tokenizer.all_special_ids), width

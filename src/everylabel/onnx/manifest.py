@@ -46,6 +46,7 @@ class OnnxManifest:
     embedding: TokenizerInfo | None = None  # an embedding blend's backbone
     embedding_blend: dict[str, Any] | None = None
     label_width: int = 0  # a bi-encoder's label vector size
+    label_template: str | None = None  # the sentence labels are read in (`GLiClassConfig.label_template`)
     source: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)  # per graph: fused node counts, or why not

@@ -201,6 +201,7 @@ class Collator:
         label_rows: list[list[int]] = []  # the label blocks, where they are their own sequence
         targets: list[list[float]] = []
         names: list[list[str]] = []
+        pieces: list[list[str]] = []  # per row, its labels as the label encoder reads them
         for item in passes:
             if item.group or item.window:
                 continue  # labels that did not fit beside the text are left out of this example
@@ -209,7 +210,10 @@ class Collator:
             if item.label_ids is not None:
                 label_rows.append(item.label_ids)
             targets.append(examples[item.request].targets[start:end])
-            names.append(examples[item.request].request.labels[start:end])
+            request = examples[item.request].request
+            names.append(request.labels[start:end])
+            described = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
+            pieces.append([self.builder.label_piece(name, description) for name, description in described])
         width = max(len(r) for r in rows)
         slots = max(len(t) for t in targets)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -221,8 +225,8 @@ class Collator:
             labels[i, : len(target)] = torch.tensor(target)
         batch = {"input_ids": ids, "attention_mask": mask, "max_num_classes": torch.tensor(slots)}
         batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
-        if self.label_tokens is not None:
-            batch.update(self.label_tokens.batch(names))
+        if self.label_tokens is not None:  # the label encoder reads each label as inference does
+            batch.update(self.label_tokens.batch(pieces))
         if label_rows:
             block_ids, block_mask = pad_rows(label_rows, self.pad_id)  # (batch, label_seq) each
             batch.update(
