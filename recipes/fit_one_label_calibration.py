@@ -1,0 +1,78 @@
+"""Fit a model's multi-label calibration on plainly worded texts and store it beside the model.
+
+    python recipes/fit_one_label_calibration.py src/everylabel/default_model \
+        --one-label recipes/obvious-dev.json --write
+
+The texts of a topic -> texts file (recipes/obvious-dev.json, none of them in the obvious-cases
+suite) are asked about each topic alone (one-label calls: its own topic a yes, every other a no)
+and about all topics at once. A Platt scale and bias are fitted on the one-label calls' logits, the
+yeses weighing as much as the noes; then the bias is moved to where the worst of the three shares
+the obvious-cases suite measures is best on these texts: own topic alone >= 0.5, another topic
+alone < 0.5, and exactly the own topic at 0.5 among all (of tied biases, the nearest the fit). The
+calibration is stored as the model's `everylabel_calibration.json` for multi-label calls
+(`inference/calibration.py`), which every runtime applies; single-label calls keep the model's own
+softmax. Without `--write` it prints the fit and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from fit_embedding_blend import model_logits, one_label_calls
+
+from everylabel import Classifier
+from everylabel.data_recipes.distillation import fit_calibration
+from everylabel.inference.calibration import Calibration
+
+
+def worded_shares(
+    scale: float, bias: float, alone: np.ndarray, targets: np.ndarray, together: np.ndarray, gold: np.ndarray
+) -> dict[str, float]:
+    """At this scale and bias: the share of own topics asked alone at >= 0.5, of other topics asked
+    alone under 0.5, and of texts whose labels at 0.5 among all topics are exactly their own."""
+    yes_alone = scale * alone + bias >= 0  # (calls,)
+    said = scale * together + bias >= 0  # (texts, topics)
+    exact = (said.sum(axis=1) == 1) & said[np.arange(len(gold)), gold]
+    return {
+        "own_at_least_half": round(float(yes_alone[targets == 1].mean()), 4),
+        "other_under_half": round(float(1 - yes_alone[targets == 0].mean()), 4),
+        "exact_set": round(float(exact.mean()), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="a model folder")
+    parser.add_argument("--one-label", type=Path, required=True, help="topic -> plainly worded texts")
+    parser.add_argument("--write", action="store_true", help="store the calibration in the model's folder")
+    args = parser.parse_args(argv)
+
+    clf = Classifier.from_pretrained(args.model, device="cpu", backend="torch", calibration=False)
+    texts, label_sets, targets = one_label_calls(args.one_label)
+    alone = np.concatenate(model_logits(clf, texts, label_sets))  # (calls,)
+    scale, fitted = fit_calibration(alone, targets, balanced=True)
+    groups: dict[str, list[str]] = json.loads(args.one_label.read_text())
+    topics = list(groups)
+    dev = [text for items in groups.values() for text in items]
+    gold = np.array([topics.index(topic) for topic, items in groups.items() for _ in items])
+    together = np.stack(model_logits(clf, dev, [topics] * len(dev)))  # (texts, topics)
+    candidates = [round(fitted + step, 2) for step in np.arange(-5.0, 1.0001, 0.05)]
+    shares = {bias: worded_shares(scale, bias, alone, targets, together, gold) for bias in candidates}
+    bias = max(candidates, key=lambda b: (min(shares[b].values()), -abs(b - fitted)))
+    report = {
+        "fitted_on": f"{args.one_label.name}: {len(dev)} texts, one-label calls and all topics at once",
+        "platt_bias": round(fitted, 4),
+        **shares[bias],
+    }
+    calibration = Calibration("platt", "multi-label", round(scale, 4), bias, report=report)
+    print(json.dumps(calibration.to_dict()))
+    if args.write:
+        print(f"wrote {calibration.save(args.model)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
