@@ -16,9 +16,9 @@ model, before the export is kept (fp32 logits within 1e-4); those inputs and out
 as `parity.npz`. The backbones are traced with eager attention, and each graph of a BERT-family
 backbone is then fused (`fusion.py`: attention, skip layer norm, bias GELU, embedding layer norm);
 the fused graph is kept only if it passes the same check, and the manifest records what fused.
-`int8=True` then quantizes the weights of the text and label graphs dynamically (the embedding
-graph too with `int8_embedding=True`; see `quantize.py`); the agreement with fp32 is measured and
-written into the manifest.
+`int8=True` then quantizes the weights of the text graph dynamically (the embedding graph too
+with `int8_embedding=True`; a bi-encoder's label graph, run once per label, stays fp32; see
+`quantize.py`); the agreement with fp32 is measured and written into the manifest.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """A packed ONNX export: an export folder small enough to ship inside the package, unpacked on first
 use with numpy alone (no torch, no `onnx` package).
 
-The default model's export is two graphs of about 90 MB each (its GLiClass model and the embedding
-blend's backbone) that share most of their weights' shapes and, but for the LoRA deltas merged into
-the first, most of their values. `pack` (needs `onnx`, at build time) stores every weight once:
+An export of a LoRA model on a known backbone holds graphs that share most of their weights' shapes
+and, but for the LoRA deltas merged into them, most of their values: the default model's two
+encoders (text and label, about 60 MB each), or a GLiClass model and its embedding blend's backbone.
+`pack` (needs `onnx`, at build time) stores every weight once:
 
 - a float matrix whose values equal an earlier matrix's first rows plus some new rows (the model's
   word embeddings: the backbone's and three special tokens) is those rows of the earlier one and the

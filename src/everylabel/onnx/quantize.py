@@ -26,10 +26,12 @@ from .manifest import OnnxManifest
 from .runtime import Session
 
 GRAPHS = ("model", "label_encoder", "embedding")
-# Graphs left in fp32 unless asked: an embedding blend multiplies the embedding's cosine error by
-# weight x scale (about 24 for the default model), which cost 5 points of 20 Newsgroups macro-F1
-# with it quantized (docs/benchmarks.md).
-KEPT_FP32 = ("embedding",)
+# Graphs left in fp32: an embedding blend multiplies the embedding's cosine error by weight x scale
+# (about 24 for the default model v3), which cost 5 points of 20 Newsgroups macro-F1 with it
+# quantized (docs/benchmarks.md), so it is int8 only where asked (`embedding=True`); a bi-encoder's
+# label graph runs once per distinct label (its vectors are cached), so int8 would buy it no speed,
+# and on the default model it cost up to 1.1 points of macro-F1 (docs/benchmarks.md, "It ships").
+KEPT_FP32 = ("embedding", "label_encoder")
 WEIGHT_TYPES = ("qint8", "quint8")
 QUANTIZED_OPS = ("MatMul", "Attention")
 # Weight nodes kept fp32 by default: measured in docs/benchmarks.md ("int8 nodes kept fp32").
@@ -57,7 +59,7 @@ def quantize_export(
         raise InputError("keep_fp32", f"expected a count of nodes, 0 or more, got {keep_fp32}")
     kind = QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8
     present = [name for name in GRAPHS if (folder / f"{name}.onnx").exists()]
-    quantized = [name for name in present if embedding or name not in KEPT_FP32]
+    quantized = [name for name in present if name not in KEPT_FP32 or (embedding and name == "embedding")]
     kept: dict[str, dict[str, float]] = {}
     for name in quantized:
         path = folder / f"{name}.onnx"
