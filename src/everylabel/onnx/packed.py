@@ -451,7 +451,7 @@ class _Store:
 
     def _lora_delta(self, array: np.ndarray) -> dict[str, Any] | None:
         """`array` as an earlier matrix plus the merged deltas of the model folder's LoRA modules,
-        one per block of columns, if they reproduce it."""
+        one (or a pair) per block of columns, if they reproduce it."""
         found = self._closest_base(array) if self._lora else None
         if found is None:
             return None
@@ -459,10 +459,10 @@ class _Store:
         delta = array - base  # (in, out)
         parts: list[dict[str, Any]] = []
         while not parts or parts[-1]["columns"][1] < delta.shape[1]:
-            found = self._lora_part(delta, parts[-1]["columns"][1] if parts else 0)
-            if found is None:
+            block = self._lora_part(delta, parts[-1]["columns"][1] if parts else 0)
+            if block is None:
                 return None
-            parts += found
+            parts += block
         self.plan[index]["base_of_later"] = True
         return {"how": "lora", "base": index, "parts": parts}
 
