@@ -50,8 +50,8 @@ default-model: $(STAMP) bench-data
 	$(BIN)/python recipes/fit_embedding_blend.py runs/default-model-teacher \
 		--template "This article is about {label}." \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
-	$(BIN)/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
-		--everyday data/everyday-train.jsonl --teacher runs/default-model-teacher --out data/bi-candidate.jsonl
+	$(BIN)/python recipes/build_bi_encoder_data.py data/default-train.jsonl \
+		--everyday data/everyday-train.jsonl --teacher runs/default-model-teacher --out data/bi-encoder-train.jsonl
 	$(BIN)/everylabel train recipes/default-model-bi.yaml
 	$(BIN)/python recipes/package_default_model.py runs/default-model-bi/final
 	$(BIN)/python recipes/fit_one_label_calibration.py src/everylabel/default_model \

@@ -91,7 +91,7 @@ def _validate_blend(blend: Any) -> None:
         raise ConfigError(f"embedding_blend.scale: {blend['scale']!r} must be > 0")
 
 
-def check_label_template(template: Any) -> None:
+def _check_label_template(template: Any) -> None:
     """`label_template`: null, or a string holding "{label}" exactly once."""
     if template is not None and (not isinstance(template, str) or template.count("{label}") != 1):
         raise ConfigError(f"label_template: {template!r} must be null or a string with {{label}} once")
@@ -370,7 +370,7 @@ class GLiClassConfig(PretrainedConfig):
             raise ConfigError(f"mask_padding: {self.mask_padding!r} must be true, false or null")
         if self.embedding_blend is not None:
             _validate_blend(self.embedding_blend)
-        check_label_template(self.label_template)
+        _check_label_template(self.label_template)
         if self.contrastive_loss_coef < 0:
             raise ConfigError(f"contrastive_loss_coef: {self.contrastive_loss_coef!r} must be >= 0")
         n_states = self.num_encoder_layers + 1  # embedding output + one per layer

@@ -1,9 +1,9 @@
 """Training records for the default model v4, a one-pass bi-encoder distilled from the blended
 model v3 (docs/benchmarks.md, "A one-pass bi-encoder distilled from the blended model").
 
-    .venv/bin/python recipes/build_bi_candidate_data.py data/default-train.jsonl \
+    .venv/bin/python recipes/build_bi_encoder_data.py data/default-train.jsonl \
         --everyday data/everyday-train.jsonl --teacher runs/default-model-teacher \
-        --out data/bi-candidate.jsonl
+        --out data/bi-encoder-train.jsonl
 
 Three parts, shuffled together, labels as given (the model reads each in its `label_template`,
 "This article is about {label}.", the sentence the blend's embedding reads labels in):

@@ -1,6 +1,6 @@
 """Measure a one-pass bi-encoder (recipes/default-model-bi.yaml; the default model).
 
-    .venv/bin/python recipes/eval_bi_candidate.py src/everylabel/default_model [--split test]
+    .venv/bin/python recipes/eval_bi_encoder.py src/everylabel/default_model [--split test]
 
 Prints single-label macro-F1 on 20 Newsgroups, Reuters R8 and Rotten Tomatoes (`--split train`: the
 selection samples, 2,000 texts each; `test`: 20 Newsgroups' seeded 3,000 and the whole R8 and
