@@ -25,22 +25,8 @@ from fit_embedding_blend import model_logits, one_label_calls
 
 from everylabel import Classifier
 from everylabel.data_recipes.distillation import fit_calibration
+from everylabel.data_recipes.one_label import most_even_bias
 from everylabel.inference.calibration import Calibration
-
-
-def worded_shares(
-    scale: float, bias: float, alone: np.ndarray, targets: np.ndarray, together: np.ndarray, gold: np.ndarray
-) -> dict[str, float]:
-    """At this scale and bias: the share of own topics asked alone at >= 0.5, of other topics asked
-    alone under 0.5, and of texts whose labels at 0.5 among all topics are exactly their own."""
-    yes_alone = scale * alone + bias >= 0  # (calls,)
-    said = scale * together + bias >= 0  # (texts, topics)
-    exact = (said.sum(axis=1) == 1) & said[np.arange(len(gold)), gold]
-    return {
-        "own_at_least_half": round(float(yes_alone[targets == 1].mean()), 4),
-        "other_under_half": round(float(1 - yes_alone[targets == 0].mean()), 4),
-        "exact_set": round(float(exact.mean()), 4),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,13 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     dev = [text for items in groups.values() for text in items]
     gold = np.array([topics.index(topic) for topic, items in groups.items() for _ in items])
     together = np.stack(model_logits(clf, dev, [topics] * len(dev)))  # (texts, topics)
-    candidates = [round(fitted + step, 2) for step in np.arange(-5.0, 1.0001, 0.05)]
-    shares = {bias: worded_shares(scale, bias, alone, targets, together, gold) for bias in candidates}
-    bias = max(candidates, key=lambda b: (min(shares[b].values()), -abs(b - fitted)))
+    bias, shares = most_even_bias(scale, fitted, alone, targets, together, gold)
     report = {
         "fitted_on": f"{args.one_label.name}: {len(dev)} texts, one-label calls and all topics at once",
         "platt_bias": round(fitted, 4),
-        **shares[bias],
+        **shares,
     }
     calibration = Calibration("platt", "multi-label", round(scale, 4), bias, report=report)
     print(json.dumps(calibration.to_dict()))
