@@ -85,14 +85,19 @@ def held_out_calls(path: str) -> tuple[list[str], list[list[str]], np.ndarray]:
     return [r.text for r in records], [r.all_labels for r in records], targets
 
 
+def worded_texts(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """(topics, texts, each text's own topic) of a topic -> texts file, texts in the file's order."""
+    groups: dict[str, list[str]] = json.loads(path.read_text())
+    texts = [text for items in groups.values() for text in items]
+    gold = [topic for topic, items in groups.items() for _ in items]
+    return list(groups), texts, gold
+
+
 def one_label_calls(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     """(texts, label sets, targets): every text of a topic -> texts file asked about each topic alone."""
-    groups: dict[str, list[str]] = json.loads(path.read_text())
+    topics, texts, gold = worded_texts(path)
     calls = [
-        (text, topic, float(topic == own))
-        for own, texts in groups.items()
-        for text in texts
-        for topic in groups
+        (text, topic, float(topic == own)) for text, own in zip(texts, gold, strict=True) for topic in topics
     ]
     return [c[0] for c in calls], [[c[1]] for c in calls], np.array([c[2] for c in calls])
 
@@ -102,10 +107,7 @@ def exact_sets(
 ) -> float:
     """The share of texts of a topic -> texts file whose blended labels at 0.5, all topics asked at
     once, are exactly their own topic."""
-    groups: dict[str, list[str]] = json.loads(path.read_text())
-    topics = list(groups)
-    texts = [text for texts in groups.values() for text in texts]
-    gold = [topic for topic, texts in groups.items() for _ in texts]
+    topics, texts, gold = worded_texts(path)
     sets = [topics] * len(texts)
     logits, cosines = model_logits(clf, texts, sets), centring.terms(texts, sets)
     said = [

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from fit_embedding_blend import model_logits, one_label_calls
+from fit_embedding_blend import model_logits, one_label_calls, worded_texts
 
 from everylabel import Classifier
 from everylabel.data_recipes.distillation import fit_calibration
@@ -40,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     texts, label_sets, targets = one_label_calls(args.one_label)
     alone = np.concatenate(model_logits(clf, texts, label_sets))  # (calls,)
     scale, fitted = fit_calibration(alone, targets, balanced=True)
-    groups: dict[str, list[str]] = json.loads(args.one_label.read_text())
-    topics = list(groups)
-    dev = [text for items in groups.values() for text in items]
-    gold = np.array([topics.index(topic) for topic, items in groups.items() for _ in items])
+    topics, dev, own = worded_texts(args.one_label)
+    gold = np.array([topics.index(topic) for topic in own])
     together = np.stack(model_logits(clf, dev, [topics] * len(dev)))  # (texts, topics)
     bias, shares = most_even_bias(scale, fitted, alone, targets, together, gold)
     report = {
