@@ -60,7 +60,8 @@ def single_label_loss(
     """Cross-entropy over the real label slots only.
 
     `targets` is (batch,) class indices, `ignore_index` for a row without its true label among the
-    candidates (it adds nothing), or (batch, num_labels) one-hot / soft scores.
+    candidates (it adds nothing), or (batch, num_labels) one-hot / soft scores summing to 1 per row
+    (an all-zero row adds nothing).
     """
     masked = logits.float().masked_fill(~label_mask.bool(), torch.finfo(torch.float32).min)
     if targets.dim() == 1:
@@ -69,7 +70,11 @@ def single_label_loss(
             return logits.float().sum() * 0.0
         return F.cross_entropy(masked, targets.long(), ignore_index=ignore_index)
     log_probs = masked.log_softmax(dim=-1).masked_fill(~label_mask.bool(), 0.0)
-    return -(log_probs * targets.float()).sum(dim=-1).mean()
+    per_row = -(log_probs * targets.float()).sum(dim=-1)  # (batch,)
+    kept = targets.float().sum(dim=-1) > 0  # a row with no target mass adds nothing, as ignore_index
+    if not kept.any():
+        return logits.float().sum() * 0.0
+    return per_row[kept].mean()
 
 
 def label_contrastive_loss(label_vectors: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,9 @@ class TrainConfig:
     descriptions: str | None = None
     skip_invalid: bool = False
     problem_type: Literal["multi_label", "single_label"] = "multi_label"
+    # single-label only: train toward each record's scores normalised over its candidates (a
+    # teacher's distribution, for distillation), not toward its best candidate as a hard class
+    soft_targets: bool = False
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
@@ -108,6 +111,10 @@ class TrainConfig:
         for key in (*rates, "order_consistency"):
             if getattr(self, key) < 0:
                 raise TrainConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.soft_targets and self.problem_type != "single_label":
+            raise TrainConfigError(
+                "soft_targets: needs problem_type single_label (multi-label targets are scores already)"
+            )
         if self.metric_for_best not in EVAL_METRICS:
             known = ", ".join(map(repr, EVAL_METRICS))
             raise TrainConfigError(f"metric_for_best: {self.metric_for_best!r} is not one of {known}")

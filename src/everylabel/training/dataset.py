@@ -184,8 +184,10 @@ class Collator:
         pad_id: int,
         ignore_index: int = -100,
         label_tokens: LabelTokens | None = None,
+        soft_targets: bool = False,
     ) -> None:
         self.builder = builder
+        self.soft_targets = soft_targets  # single-label: scores over the candidates, not their argmax
         self.label_tokens = label_tokens  # a bi-encoder's: its labels go to the label encoder
         self.multi_label = multi_label
         self.pad_id = pad_id
@@ -224,7 +226,12 @@ class Collator:
             mask[i, : len(row)] = 1
             labels[i, : len(target)] = torch.tensor(target)
         batch = {"input_ids": ids, "attention_mask": mask, "max_num_classes": torch.tensor(slots)}
-        batch["labels"] = labels if self.multi_label else single_label_targets(labels, self.ignore_index)
+        if self.multi_label:
+            batch["labels"] = labels
+        elif self.soft_targets:
+            batch["labels"] = soft_label_targets(labels)
+        else:
+            batch["labels"] = single_label_targets(labels, self.ignore_index)
         if self.label_tokens is not None:  # the label encoder reads each label as inference does
             batch.update(self.label_tokens.batch(pieces))
         if label_rows:
@@ -244,6 +251,18 @@ class Collator:
         except InputError:
             return replace(request, examples=())
         return request
+
+
+def soft_label_targets(targets: torch.Tensor) -> torch.Tensor:
+    """(batch, slots) scores -> the same rows normalised to sum to 1 over the candidates (padding
+    slots hold 0); a row with no score on any candidate stays all zero and trains nothing.
+
+    [[0.2, 0.6, 0.2], [1, 1, 0], [0, 0, 0]] -> [[0.2, 0.6, 0.2], [0.5, 0.5, 0], [0, 0, 0]].
+    """
+    if (targets < 0).any():
+        raise ValueError("soft targets must be scores >= 0")
+    total = targets.sum(dim=-1, keepdim=True)
+    return targets / total.clamp(min=torch.finfo(targets.dtype).tiny)
 
 
 def single_label_targets(targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:

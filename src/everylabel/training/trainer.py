@@ -187,7 +187,8 @@ class Trainer:
             label_tokens = LabelTokens(
                 label_tokenizer or load_label_tokenizer(gliclass_config), label_max_length(gliclass_config)
             )
-        return Collator(builder, self.multi_label, pad, gliclass_config.ignore_index, label_tokens)
+        ignore = gliclass_config.ignore_index
+        return Collator(builder, self.multi_label, pad, ignore, label_tokens, self.config.soft_targets)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
