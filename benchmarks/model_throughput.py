@@ -1,11 +1,14 @@
 """Texts/s of two or more models side by side: rounds alternate between them, medians are reported.
 
     .venv/bin/python benchmarks/model_throughput.py --model OLD --model NEW [--texts 100] [--labels 8]
+    .venv/bin/python benchmarks/model_throughput.py --model default --unmerged
 
 Texts: a seeded sample of 20 Newsgroups test posts (long, cut to the model's window as `everylabel
 eval` does) and as many Rotten Tomatoes snippets (one sentence each), with the first `--labels`
 of 20 Newsgroups' labels; each model's own options (an embedding blend included) apply. The last
-column is each model's texts/s over the first model's. Needs `make bench-data`.
+column is each model's texts/s over the first model's. `--unmerged` also times each LoRA model (torch)
+with its adapters left unmerged, as torch served them before they were folded in at load
+("NAME (unmerged)"). Needs `make bench-data`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,25 @@ import statistics
 import time
 import warnings
 
+import torch
+
 from everylabel import Classifier
+from everylabel.adapters import is_adapter_folder
 from everylabel.evaluation.datasets import load_named
 from everylabel.evaluation.throughput import machine_description
+from everylabel.loading import load_model
+from everylabel.paths import resolve_model_source, resolve_path
+from everylabel.runtime import resolve_dtype
+from everylabel.tokenization import load_label_tokenizer
+
+
+def unmerged(name: str) -> Classifier:
+    """The model on torch as `from_pretrained` opens it, but with its LoRA modules left unmerged."""
+    model, tokenizer = load_model(name, dtype=resolve_dtype("auto", torch.device("cpu")))
+    label_tokenizer = None
+    if model.config.is_bi_encoder:
+        label_tokenizer = load_label_tokenizer(model.config, str(resolve_path(name)))
+    return Classifier(model, tokenizer, device="cpu", label_tokenizer=label_tokenizer)
 
 
 def main() -> None:
@@ -28,6 +47,7 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", default="torch")
+    parser.add_argument("--unmerged", action="store_true", help="also each LoRA model with unmerged adapters")
     parser.add_argument("--out", help="also write the rows as JSON here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*were cut to fit")
@@ -37,6 +57,10 @@ def main() -> None:
     models = {
         name: Classifier.from_pretrained(name, device="cpu", backend=args.backend) for name in args.model
     }
+    if args.unmerged:
+        for name in args.model:
+            if is_adapter_folder(resolve_model_source(name)):
+                models[f"{name} (unmerged)"] = unmerged(name)
     rows = []
     print(f"machine: {machine_description('cpu')}")
     print("| texts | labels | model | texts/s | vs first |")

@@ -203,8 +203,9 @@ def test_lora_adapter_round_trip_and_export(backbone_dir, tmp_path: Path, arch: 
                 param.normal_(0, 0.2)
     want = Classifier(model, tokenizer, device="cpu").classify(TEXTS, LABELS)
     folder = export_model(model, tokenizer, tmp_path / "adapter")
+    assert is_lora(load_model(folder)[0])  # saved as an adapter folder, rebuilt on its base
     loaded = Classifier.from_pretrained(folder, device="cpu")
-    assert is_lora(loaded.model)
+    assert not is_lora(loaded.model)  # served with the adapters merged in
     for a, b in zip(loaded.classify(TEXTS, LABELS), want, strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
 

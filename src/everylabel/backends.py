@@ -182,7 +182,8 @@ def _torch_backend(model: PathLike, device: Any, dtype: Any, options: dict[str, 
     from .tokenization import load_label_tokenizer
 
     resolved = resolve_device(device)
-    gliclass, tokenizer = load_model(model, dtype=resolve_dtype(dtype, resolved))
+    # The model's own adapters are merged (its extra adapters run on a host model of their own).
+    gliclass, tokenizer = load_model(model, dtype=resolve_dtype(dtype, resolved), merge_adapters=True)
     if gliclass.config.is_bi_encoder and "label_tokenizer" not in options:
         options["label_tokenizer"] = load_label_tokenizer(gliclass.config, str(resolve_path(model)))
     return TorchBackend(gliclass, tokenizer, device=resolved, dtype=dtype, **options)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedTokenizerBase
 
-from .adapters import is_adapter_folder, load_adapter
+from .adapters import is_adapter_folder, load_adapter, merge_lora
 from .config import BI_ENCODERS, GLiClassConfig
 from .errors import ConfigError
 from .modeling.model import GLiClassModel
@@ -44,21 +44,29 @@ def quiet_loading() -> Iterator[None]:
 
 
 def load_model(
-    path: PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    path: PathLike,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    *,
+    merge_adapters: bool = False,
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
     """A published or saved GLiClass checkpoint (folder or hub id) and its tokenizer, in eval mode.
 
-    A LoRA adapter folder written by everylabel is rebuilt on its base backbone.
+    A LoRA adapter folder written by everylabel is rebuilt on its base backbone; `merge_adapters`
+    folds its adapters into the backbone weights in float32, before any cast to `dtype` (for
+    inference: one matrix product per layer instead of three, and no rounding of the delta apart).
     """
     with quiet_loading():
-        return _load_model(resolve_model_source(path), device, dtype)
+        return _load_model(resolve_model_source(path), device, dtype, merge_adapters)
 
 
 def _load_model(
-    path: str, device: str | torch.device | None, dtype: torch.dtype | None
+    path: str, device: str | torch.device | None, dtype: torch.dtype | None, merge_adapters: bool = False
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
     if is_adapter_folder(path):
         model, tokenizer = load_adapter(path)
+        if merge_adapters:
+            merge_lora(model)
         if device is not None or dtype is not None:
             torch.nn.Module.to(model, device=device, dtype=dtype)
         return model, tokenizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -98,3 +99,19 @@ def test_lora_training_moves_adapters_head_and_special_tokens_only(backbone_dir,
     assert torch.allclose(
         logits(reloaded, tokenizer), logits(trainer.model.eval(), trainer.tokenizer), atol=1e-6
     )
+
+
+def test_a_classifier_runs_an_adapter_folder_merged_alike(backbone_dir, tmp_path: Path) -> None:
+    from everylabel import Classifier
+
+    model, tokenizer = lora_model(backbone_dir("bert"))
+    folder = save_adapter(model, tokenizer, tmp_path / "adapter")
+    texts, labels = ["the match ended with a late goal", "bread and soup for dinner"], ["sports", "food"]
+    unmerged = Classifier(*load_model(folder), device="cpu", dtype="float32")
+    assert is_lora(unmerged.backend.model)
+    served = Classifier.from_pretrained(folder, device="cpu", dtype="float32", backend="torch")
+    assert not is_lora(served.backend.model)  # folded in at load: one product per layer
+    for a, b in zip(unmerged.classify(texts, labels), served.classify(texts, labels), strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-5)
+    # The trainer still continues an adapter folder as LoRA (only inference merges).
+    assert is_lora(load_model(folder)[0])
