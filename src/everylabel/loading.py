@@ -54,14 +54,15 @@ def load_model(
 
     A LoRA adapter folder written by everylabel is rebuilt on its base backbone; `merge_adapters`
     folds its adapters into the backbone weights in float32, before any cast to `dtype` (for
-    inference: one matrix product per layer instead of three, and no rounding of the delta apart).
+    inference: one matrix product per adapted linear module instead of three, and the delta is not
+    rounded apart from the weight it adds to).
     """
     with quiet_loading():
         return _load_model(resolve_model_source(path), device, dtype, merge_adapters)
 
 
 def _load_model(
-    path: str, device: str | torch.device | None, dtype: torch.dtype | None, merge_adapters: bool = False
+    path: str, device: str | torch.device | None, dtype: torch.dtype | None, merge_adapters: bool
 ) -> tuple[GLiClassModel, PreTrainedTokenizerBase]:
     if is_adapter_folder(path):
         model, tokenizer = load_adapter(path)
