@@ -12,7 +12,12 @@ Three parts, shuffled together, labels as given (the model reads each in its `la
   2 to 6 at random); the targets are the teacher's single-label scores (the blended model v3, its
   blend included). The single-label trainer takes each record's best candidate as its class.
 - hard records: the build's `opinions` (sentiment, which the topic teacher does not know);
-- everyday records: the last N of an `--everyday` build (everyday topic names over the sources' texts).
+- everyday records: the last N of an `--everyday` build (everyday topic names over the sources' texts);
+- definition records (`--definitions N`): a dict-gcide noun's first sense with its headword as the
+  class among 6 to 14 headwords (4 to 8 of them among the 40 nearest the definition by the
+  embedding, 2 to 6 at random), so the model keeps picking a word by its meaning, as the embedding
+  did, among many candidates. No headword is a WordNet noun's name (those make the many-label
+  benchmark's label set), so none of its labels or texts is trained on.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from build_distillation_data import SENTIMENT_SOURCES, WORDS, read, true_labels,
 
 from everylabel import Classifier
 from everylabel.data_recipes.corpus import write_records
+from everylabel.data_recipes.dictionaries import gcide_noun_definitions
 from everylabel.data_recipes.distillation import cut_words
+from everylabel.data_recipes.wordnet import read_synsets
 from everylabel.inference.retrieval import EmbeddingRetriever
 
 SENTENCE = "This article is about {label}."  # how the embedding ranks near candidates
 NEAREST = 40  # near candidates are drawn from the text's nearest topic names by the embedding
+WORDNET_NOUNS = Path("/usr/share/wordnet/data.noun")
 
 
 def candidate_sets(
@@ -79,6 +87,25 @@ def hard_records(records: list[dict], source: str) -> list[dict]:
     ]
 
 
+def definition_records(count: int, rng: random.Random) -> list[dict]:
+    """`count` definitions of dict-gcide nouns that no WordNet noun is named by, each with its
+    headword among near and random other headwords (see the module's docstring)."""
+    named = {lemma.replace("_", " ").lower() for s in read_synsets(WORDNET_NOUNS) for lemma in s.lemmas}
+    meaning = {word: text for word, text in gcide_noun_definitions() if word not in named}
+    words = sorted(meaning)
+    chosen = rng.sample(words, count)
+    texts = [meaning[word] for word in chosen]
+    nearest = EmbeddingRetriever().rank(texts, [words] * len(texts))
+    out = []
+    for word, text, cosines in zip(chosen, texts, nearest, strict=True):
+        near = [words[j] for j in np.argsort(-cosines)[: NEAREST + 1] if words[j] != word][:NEAREST]
+        labels = [word, *rng.sample(near, rng.randint(4, 8)), *rng.sample(words, rng.randint(2, 6))]
+        labels = list(dict.fromkeys(labels))
+        rng.shuffle(labels)
+        out.append({"text": text, "all_labels": labels, "true_labels": [word], "source": "definitions"})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="records from everylabel build-data")
@@ -94,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=int, default=12000, help="teacher records")
     parser.add_argument("--opinions", type=int, default=3000)
     parser.add_argument("--everyday-records", type=int, default=4000)
+    parser.add_argument("--definitions", type=int, default=0, help="dict-gcide definition records")
     parser.add_argument("--min-count", type=int, default=20, help="topic names: labels of at least N records")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -115,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(everyday)
         out += hard_records(everyday[: args.everyday_records], "everyday")
     rng.shuffle(out)
+    if args.definitions:  # their own seeded draws, so the records above stay as they were without them
+        out += definition_records(args.definitions, random.Random(args.seed))
+        random.Random(args.seed + 1).shuffle(out)
     write_records(out, args.out)
     seconds = round(time.perf_counter() - started)
     print(json.dumps({"vocabulary": len(vocabulary), "records": len(out), "seconds": seconds}))

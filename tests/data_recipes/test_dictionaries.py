@@ -6,7 +6,12 @@ import gzip
 from pathlib import Path
 
 from everylabel.data_recipes import corpus
-from everylabel.data_recipes.dictionaries import dictd_number, foldoc_items, gcide_items
+from everylabel.data_recipes.dictionaries import (
+    dictd_number,
+    foldoc_items,
+    gcide_items,
+    gcide_noun_definitions,
+)
 
 GCIDE = [
     (
@@ -72,6 +77,29 @@ def test_gcide_senses_by_subject_with_the_marker_and_markup_removed(tmp_path: Pa
         ),
         ("Gripe: The piece of timber at the forefoot of a ship.", ["sailing and ships"], "gcide"),
     ]  # the shared entry once, under its own headword; the sense without a subject left out
+
+
+def test_gcide_nouns_by_headword_first_sense_only(tmp_path: Path) -> None:
+    entries = [
+        *GCIDE,
+        ("Abide", "Abide \\A*bide\\, v. i.\n   To wait; to pause; to delay; to stay.\n   [1913 Webster]\n"),
+        (
+            "Acre",
+            'Acre \\A"cre\\, n.\n   See {Acre foot}, under {Foot}, for the measure.\n   [1913 Webster]\n',
+        ),
+        ("Alms", "Alms \\Alms\\, n.\n   Anything given as alms to relieve the poor.\n   [1913 Webster]\n"),
+        (
+            "Anarchy",
+            'Anarchy \\An"arch*y\\, n. [Gr.]\n   1. Absence of government; a state of lawlessness;\n'
+            "      political confusion.\n      [1913 Webster]\n\n"
+            "   2. Hence, confusion in general. --Milton.\n",
+        ),
+    ]
+    write_dictd(tmp_path, "gcide", entries, alias="Ant bear")
+    assert list(gcide_noun_definitions(tmp_path)) == [
+        ("aardvark", "An edentate mammal of the genus Orycteropus, which feeds on ants."),
+        ("anarchy", "Absence of government; a state of lawlessness; political confusion."),
+    ]  # Gripe's first sense is two words, Abide a verb, Acre a cross reference, Alms names itself
 
 
 def test_foldoc_first_filed_sense_by_category(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@
   chemistry, medicine, anatomy, sailing, music, architecture, military, mathematics, ...).
 - `dict-foldoc` (the Free On-line Dictionary of Computing): an entry's first sense, filed under a
   category, "<networking> A protocol for ..." -> "computer networking"; about 30 computing topics.
+- `dict-gcide` nouns by headword: a noun's first sense -> the word it defines ("An edentate mammal
+  ... which feeds on ants." -> "aardvark"), the task of picking a word by its meaning.
 
 The marker is removed from the text, so it never gives the label away. A dictd database is an
 index (headword, offset, length, the numbers in dictd's base 64) and a gzip-compressed text file
@@ -59,6 +61,9 @@ _GCIDE_SENSE = re.compile(
     + r")\)\s+(.+?)(?=\n\s*\n|\[\d{4}|\[Webster|\[WordNet|\Z)",
     re.S,
 )
+_NOUN_LINE = re.compile(r"\\,\s*n\.")  # 'Aardvark \\Aard"vark\\, n. ...': the entry is a noun
+_SENSE_END = re.compile(r"\[\d{4}|\[Webster|\[WordNet|\[PJC|\n\s*\n")
+_WORD = re.compile(r"[a-z][a-z '\-]{2,40}")
 _FOLDOC_SENSE = re.compile(r"^\s+(?:\d+\.\s+)?<([a-z ,/-]+)>\s+(.+?)(?=\n\s*\n|\Z)", re.S | re.M)
 
 
@@ -111,6 +116,31 @@ def gcide_items(folder: Path = DICTD) -> Iterator[tuple[str, list[str], str]]:
             text = clean(definition)
             if len(text.split()) >= 5:
                 yield f"{word}: {text}", [GCIDE_SUBJECTS[field]], "gcide"
+
+
+def gcide_noun_definitions(folder: Path = DICTD) -> Iterator[tuple[str, str]]:
+    """(headword, first sense) of every GCIDE noun whose first sense reads as a definition: 4 to 60
+    words, not a cross reference ("See ..."), not naming the word itself; the headword lowercased.
+    A headword is given once (its first entry)."""
+    seen: set[str] = set()
+    for indexed, entry in dictd_entries("gcide", folder):
+        lines = entry.strip().splitlines()
+        if not lines or not _NOUN_LINE.search(lines[0]):
+            continue
+        word = headword(entry, indexed).lower()
+        sense = _SENSE_END.split(entry.split("\\,", 1)[-1])[0].strip()
+        sense = re.sub(r"^n\.\s*(pl\.[^.]*\.)?", "", sense).strip()  # the part of speech, a plural
+        sense = re.sub(r"^\[[^\]]*\]", "", sense).strip()  # the etymology
+        sense = re.sub(r"^\([^)]*\)", "", sense).strip()  # a subject field
+        sense = re.sub(r"^(1\.|\(a\))\s*", "", sense)  # the first of numbered senses
+        text = re.sub(r"\s--[A-Z][^;]*$", "", clean(sense)).strip()  # a quoted author at the end
+        size = len(text.split())
+        if word in seen or not _WORD.fullmatch(word) or not 4 <= size <= 60:
+            continue
+        if text.startswith("See ") or ", n." in text or word in text.lower():
+            continue
+        seen.add(word)
+        yield word, text
 
 
 def foldoc_items(folder: Path = DICTD) -> Iterator[tuple[str, list[str], str]]:

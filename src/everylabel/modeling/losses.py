@@ -77,6 +77,23 @@ def single_label_loss(
     return per_row[kept].mean()
 
 
+def platt_level_loss(
+    logits: torch.Tensor, scores: torch.Tensor, label_mask: torch.Tensor, scale: float, bias: float
+) -> torch.Tensor:
+    """Binary cross-entropy of every real slot's `sigmoid(scale * logit + bias)` against its score in
+    [0, 1], averaged over the real slots.
+
+    The level term of single-label training: a softmax only compares a text's candidates, so their
+    logits can drift up or down together; a fixed Platt step (the calibration multi-label calls read
+    them through) ties them to one threshold across texts. A row with no true candidate (a one-label
+    call about something else) trains every slot toward no.
+    """
+    # logits, scores, label_mask: (batch, num_labels)
+    return multi_label_loss(
+        scale * logits.float() + bias, scores.clamp(0.0, 1.0), label_mask, alpha=-1.0, gamma=0.0
+    )
+
+
 def label_contrastive_loss(label_vectors: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
     """Each label vector must pick itself out among the labels of its row (cosine similarity logits)."""
     # label_vectors: (batch, num_labels, hidden), label_mask: (batch, num_labels)

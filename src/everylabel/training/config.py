@@ -45,6 +45,13 @@ class TrainConfig:
     # single-label only: train toward each record's scores normalised over its candidates (a
     # teacher's distribution, for distillation), not toward its best candidate as a hard class
     soft_targets: bool = False
+    # single-label only, > 0: also a binary cross-entropy on every candidate through the fixed Platt
+    # step sigmoid(level_scale * logit + level_bias), weighted by this. The softmax leaves a text's
+    # logits free to shift together; this trains the absolute level that multi-label and one-label
+    # calls read through the model's calibration (losses.platt_level_loss)
+    level_loss: float = 0.0
+    level_scale: float = 1.0
+    level_bias: float = 0.0
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
@@ -108,13 +115,20 @@ class TrainConfig:
             if not 0 <= getattr(self, key) <= 1:
                 raise TrainConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
         rates = ("encoder_lr", "head_lr", "encoder_weight_decay", "head_weight_decay")
-        for key in (*rates, "order_consistency"):
+        for key in (*rates, "order_consistency", "level_loss"):
             if getattr(self, key) < 0:
                 raise TrainConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if self.soft_targets and self.problem_type != "single_label":
             raise TrainConfigError(
                 "soft_targets: needs problem_type single_label (multi-label targets are scores already)"
             )
+        if self.level_loss > 0 and self.problem_type != "single_label":
+            raise TrainConfigError(
+                "level_loss: needs problem_type single_label (multi-label training is a binary "
+                "cross-entropy already)"
+            )
+        if self.level_loss > 0 and self.level_scale <= 0:
+            raise TrainConfigError(f"level_scale: must be > 0, got {self.level_scale}")
         if self.metric_for_best not in EVAL_METRICS:
             known = ", ".join(map(repr, EVAL_METRICS))
             raise TrainConfigError(f"metric_for_best: {self.metric_for_best!r} is not one of {known}")

@@ -185,9 +185,11 @@ class Collator:
         ignore_index: int = -100,
         label_tokens: LabelTokens | None = None,
         soft_targets: bool = False,
+        level_targets: bool = False,
     ) -> None:
         self.builder = builder
         self.soft_targets = soft_targets  # single-label: scores over the candidates, not their argmax
+        self.level_targets = level_targets  # single-label: also each slot's score, for the level loss
         self.label_tokens = label_tokens  # a bi-encoder's: its labels go to the label encoder
         self.multi_label = multi_label
         self.pad_id = pad_id
@@ -232,6 +234,8 @@ class Collator:
             batch["labels"] = soft_label_targets(labels)
         else:
             batch["labels"] = single_label_targets(labels, self.ignore_index)
+        if self.level_targets and not self.multi_label:
+            batch["level_targets"] = labels  # (batch, slots) scores, padding slots 0
         if self.label_tokens is not None:  # the label encoder reads each label as inference does
             batch.update(self.label_tokens.batch(pieces))
         if label_rows:

@@ -28,6 +28,7 @@ from ..config import GLiClassConfig
 from ..label_tokens import LabelTokens
 from ..loading import create_model, is_gliclass_checkpoint, load_model
 from ..metrics import f1_scores
+from ..modeling import losses
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.decoder_kv import DecoderKV
 from ..modeling.model import GLiClassModel
@@ -188,7 +189,8 @@ class Trainer:
                 label_tokenizer or load_label_tokenizer(gliclass_config), label_max_length(gliclass_config)
             )
         ignore = gliclass_config.ignore_index
-        return Collator(builder, self.multi_label, pad, ignore, label_tokens, self.config.soft_targets)
+        level = self.config.level_loss > 0
+        return Collator(builder, self.multi_label, pad, ignore, label_tokens, self.config.soft_targets, level)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
@@ -265,8 +267,16 @@ class Trainer:
         return {k: (v.to(self.device) if k != "max_num_classes" else int(v)) for k, v in batch.items()}
 
     def forward(self, batch: dict[str, Any]) -> Any:
+        """The model's output; with `level_loss`, its loss carries the weighted level term too."""
+        level = batch.get("level_targets")
+        inputs = {k: v for k, v in batch.items() if k != "level_targets"}
         with self.autocast():
-            return self.model(**batch, mask_padding=self.config.mask_padding)
+            out = self.model(**inputs, mask_padding=self.config.mask_padding)
+        if level is not None and out.loss is not None:
+            cfg = self.config
+            term = losses.platt_level_loss(out.logits, level, out.label_mask, cfg.level_scale, cfg.level_bias)
+            out.loss = out.loss + cfg.level_loss * term
+        return out
 
     def backward(self, loss: torch.Tensor) -> None:
         """Backpropagate `loss`, scaled first under fp16 (the optimizer step unscales it)."""
