@@ -28,9 +28,9 @@ from ..config import GLiClassConfig
 from ..label_tokens import LabelTokens
 from ..loading import create_model, is_gliclass_checkpoint, load_model
 from ..metrics import f1_scores
-from ..modeling import losses
 from ..modeling.bi_encoder import BiEncoder
 from ..modeling.decoder_kv import DecoderKV
+from ..modeling.losses import platt_level_loss
 from ..modeling.model import GLiClassModel
 from ..prompt import InputBuilder
 from ..runtime import label_max_length, model_max_length, resolve_device
@@ -274,7 +274,7 @@ class Trainer:
             out = self.model(**inputs, mask_padding=self.config.mask_padding)
         if level is not None and out.loss is not None:
             cfg = self.config
-            term = losses.platt_level_loss(out.logits, level, out.label_mask, cfg.level_scale, cfg.level_bias)
+            term = platt_level_loss(out.logits, level, out.label_mask, cfg.level_scale, cfg.level_bias)
             out.loss = out.loss + cfg.level_loss * term
         return out
 
