@@ -33,7 +33,7 @@ import numpy as np
 from build_distillation_data import SENTIMENT_SOURCES, WORDS, read, true_labels, vocabulary_of
 
 from everylabel import Classifier
-from everylabel.data_recipes.corpus import write_records
+from everylabel.data_recipes.corpus import WORDNET, write_records
 from everylabel.data_recipes.dictionaries import gcide_noun_definitions
 from everylabel.data_recipes.distillation import cut_words
 from everylabel.data_recipes.wordnet import read_synsets
@@ -41,7 +41,6 @@ from everylabel.inference.retrieval import EmbeddingRetriever
 
 SENTENCE = "This article is about {label}."  # how the embedding ranks near candidates
 NEAREST = 40  # near candidates are drawn from the text's nearest topic names by the embedding
-WORDNET_NOUNS = Path("/usr/share/wordnet/data.noun")
 
 
 def candidate_sets(
@@ -90,7 +89,8 @@ def hard_records(records: list[dict], source: str) -> list[dict]:
 def definition_records(count: int, rng: random.Random) -> list[dict]:
     """`count` definitions of dict-gcide nouns that no WordNet noun is named by, each with its
     headword among near and random other headwords (see the module's docstring)."""
-    named = {lemma.replace("_", " ").lower() for s in read_synsets(WORDNET_NOUNS) for lemma in s.lemmas}
+    nouns = read_synsets(WORDNET / "data.noun")
+    named = {lemma.replace("_", " ").lower() for synset in nouns for lemma in synset.lemmas}
     meaning = {word: text for word, text in gcide_noun_definitions() if word not in named}
     words = sorted(meaning)
     chosen = rng.sample(words, count)

@@ -110,7 +110,7 @@ def test_a_classifier_runs_an_adapter_folder_merged_alike(backbone_dir, tmp_path
     unmerged = Classifier(*load_model(folder), device="cpu", dtype="float32")
     assert is_lora(unmerged.backend.model)
     served = Classifier.from_pretrained(folder, device="cpu", dtype="float32", backend="torch")
-    assert not is_lora(served.backend.model)  # folded in at load: one product per layer
+    assert not is_lora(served.backend.model)  # folded in at load: one product per adapted module
     for a, b in zip(unmerged.classify(texts, labels), served.classify(texts, labels), strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
     # The trainer still continues an adapter folder as LoRA (only inference merges).

@@ -55,14 +55,13 @@ FOLDOC_CATEGORIES = {
     "software": "software",
 }  # fmt: skip
 
+_GCIDE_ENDS = r"\n\s*\n|\[\d{4}|\[Webster|\[WordNet"  # where a GCIDE sense ends: a blank line, a source note
 _GCIDE_SENSE = re.compile(
-    r"\(("
-    + "|".join(re.escape(key) for key in GCIDE_SUBJECTS)
-    + r")\)\s+(.+?)(?=\n\s*\n|\[\d{4}|\[Webster|\[WordNet|\Z)",
+    r"\((" + "|".join(re.escape(key) for key in GCIDE_SUBJECTS) + rf")\)\s+(.+?)(?={_GCIDE_ENDS}|\Z)",
     re.S,
 )
 _NOUN_LINE = re.compile(r"\\,\s*n\.")  # 'Aardvark \\Aard"vark\\, n. ...': the entry is a noun
-_SENSE_END = re.compile(r"\[\d{4}|\[Webster|\[WordNet|\[PJC|\n\s*\n")
+_SENSE_END = re.compile(rf"{_GCIDE_ENDS}|\[PJC")
 _WORD = re.compile(r"[a-z][a-z '\-]{2,40}")
 _FOLDOC_SENSE = re.compile(r"^\s+(?:\d+\.\s+)?<([a-z ,/-]+)>\s+(.+?)(?=\n\s*\n|\Z)", re.S | re.M)
 
