@@ -18,6 +18,9 @@ Three parts, shuffled together, labels as given (the model reads each in its `la
   embedding, 2 to 6 at random), so the model keeps picking a word by its meaning, as the embedding
   did, among many candidates. No headword is a WordNet noun's name (those make the many-label
   benchmark's label set), so none of its labels or texts is trained on.
+- usage records (`--usage N`): everyday topics asked about WordNet's usage examples alone
+  ("dredge the chicken in flour before frying it" -> "food"), short plain sentences the other
+  parts hardly have, as `build-data --everyday` asks them (a quarter one-label).
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ import numpy as np
 from build_distillation_data import SENTIMENT_SOURCES, WORDS, read, true_labels, vocabulary_of
 
 from everylabel import Classifier
-from everylabel.data_recipes.corpus import WORDNET, write_records
+from everylabel.data_recipes.corpus import WORDNET, wordnet_usage_items, write_records
 from everylabel.data_recipes.dictionaries import gcide_noun_definitions
 from everylabel.data_recipes.distillation import cut_words
+from everylabel.data_recipes.everyday import everyday_records
 from everylabel.data_recipes.wordnet import read_synsets
 from everylabel.inference.retrieval import EmbeddingRetriever
 
@@ -106,6 +110,14 @@ def definition_records(count: int, rng: random.Random) -> list[dict]:
     return out
 
 
+def usage_records(count: int, rng: random.Random) -> list[dict]:
+    """`count` everyday-topic records over WordNet's usage examples (see the module's docstring)."""
+    records = everyday_records(list(wordnet_usage_items()), count, rng)
+    for record in records:
+        record["source"] = "usage"
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="records from everylabel build-data")
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opinions", type=int, default=3000)
     parser.add_argument("--everyday-records", type=int, default=4000)
     parser.add_argument("--definitions", type=int, default=0, help="dict-gcide definition records")
+    parser.add_argument("--usage", type=int, default=0, help="records over WordNet's usage examples")
     parser.add_argument("--min-count", type=int, default=20, help="topic names: labels of at least N records")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -146,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.definitions:  # their own seeded draws, so the records above stay as they were without them
         out += definition_records(args.definitions, random.Random(args.seed))
         random.Random(args.seed + 1).shuffle(out)
+    if args.usage:  # the same, so a build without them is a build with them less these records
+        out += usage_records(args.usage, random.Random(args.seed + 2))
+        random.Random(args.seed + 3).shuffle(out)
     write_records(out, args.out)
     seconds = round(time.perf_counter() - started)
     print(json.dumps({"vocabulary": len(vocabulary), "records": len(out), "seconds": seconds}))

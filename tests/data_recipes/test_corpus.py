@@ -16,6 +16,8 @@ WORDNET_NOUN = (
     "02083346 05 n 01 canine 0 000 | any of various fissiped mammals with nonretractile claws\n"
     "00471613 04 n 01 baseball 0 000 | a ball game played with a bat and ball between two teams\n"
     "00475000 04 n 01 bunt 0 001 ;c 00471613 n 0000 | (baseball) hitting a baseball lightly so it rolls\n"
+    '00475100 04 n 01 squeeze 0 001 ;c 00471613 n 0000 | (baseball) a bunt; "he laid down a squeeze"; '
+    '"the squeeze scored the runner from third"; "a squeeze"\n'
 )
 FORTUNE = (
     "Never trust a computer\nyou can't throw out a window.\n%\nshort\n%\n"
@@ -55,8 +57,19 @@ def test_wordnet_gloss_to_category_and_hypernym(sources) -> None:
 
 
 def test_wordnet_topic_domains_without_the_giveaway(sources) -> None:
-    assert list(corpus.wordnet_domain_items()) == [
-        ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains")
+    assert list(corpus.wordnet_domain_items())[0] == (
+        "bunt: hitting a baseball lightly so it rolls",
+        ["baseball"],
+        "wordnet-domains",
+    )
+
+
+def test_usage_examples_alone_with_their_synsets_labels(sources) -> None:
+    """Each quoted example of four words or more, once, with the labels of every gloss quoting it
+    (here the synset's topic domain, then its category); "it barked" and "a squeeze" are too short."""
+    assert list(corpus.wordnet_usage_items()) == [
+        ("he laid down a squeeze", ["baseball", "action"], "wordnet-usage"),
+        ("the squeeze scored the runner from third", ["baseball", "action"], "wordnet-usage"),
     ]
 
 

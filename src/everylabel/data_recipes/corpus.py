@@ -128,6 +128,30 @@ def wordnet_domain_items() -> Iterator[tuple[str, list[str], str]]:
             yield text, [first_lemma[domain]], "wordnet-domains"
 
 
+USAGE_WORDS = (4, 30)  # a usage example as a text of its own: a short plain sentence
+
+
+def wordnet_usage_items() -> Iterator[tuple[str, list[str], str]]:
+    """(usage example, labels, source): each quoted example of a gloss above, alone, with its
+    synset's labels ("dredge the chicken in flour before frying it" -> "cooking").
+
+    The glosses read "word: definition; \"example\""; the examples alone are the short, plainly worded
+    texts a user classifies, which the sources otherwise hardly have. A sentence quoted by several
+    glosses (or by one synset's category gloss and its topic-domain gloss) is one item with all
+    their labels, topic domains first.
+    """
+    labels_of: dict[str, list[str]] = {}
+    for make in (wordnet_domain_items, wordnet_items):
+        for text, labels, _ in make():
+            for example in re.findall(r'"([^"]+)"', text):
+                example = example.strip()
+                if USAGE_WORDS[0] <= len(example.split()) <= USAGE_WORDS[1]:
+                    known = labels_of.setdefault(example, [])
+                    known.extend(label for label in labels if label not in known)
+    for example, labels in labels_of.items():
+        yield example, labels, "wordnet-usage"
+
+
 def debian_items() -> Iterator[tuple[str, list[str], str]]:
     """(description, [section, tags...], source) from the package lists (`apt-get update` first)."""
     dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=True).stdout
