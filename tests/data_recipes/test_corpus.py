@@ -57,11 +57,15 @@ def test_wordnet_gloss_to_category_and_hypernym(sources) -> None:
 
 
 def test_wordnet_topic_domains_without_the_giveaway(sources) -> None:
-    assert list(corpus.wordnet_domain_items())[0] == (
-        "bunt: hitting a baseball lightly so it rolls",
-        ["baseball"],
-        "wordnet-domains",
-    )
+    assert list(corpus.wordnet_domain_items()) == [
+        ("bunt: hitting a baseball lightly so it rolls", ["baseball"], "wordnet-domains"),
+        (
+            'squeeze: a bunt; "he laid down a squeeze"; '
+            '"the squeeze scored the runner from third"; "a squeeze"',
+            ["baseball"],
+            "wordnet-domains",
+        ),
+    ]
 
 
 def test_usage_examples_alone_with_their_synsets_labels(sources) -> None:
