@@ -37,7 +37,7 @@ bench-data: $(STAMP)
 # the one-pass bi-encoder trained on its answers; its multi-label calibration; then its packed ONNX
 # export, which the base install (no torch) runs.
 default-model: $(STAMP) bench-data
-	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min
+	apt-get update -qq && apt-get install -y -qq wordnet-base fortunes fortunes-min dict-gcide
 	$(BIN)/everylabel build-data --out data/everyday-train.jsonl --eval-out data/default-eval.jsonl \
 		--eval-size 1000 --limit-per-source 100000 --documents-per-source 20000 --opinions 40000 --everyday 20000
 	head -n -20000 data/everyday-train.jsonl > data/default-train.jsonl
@@ -51,7 +51,8 @@ default-model: $(STAMP) bench-data
 		--template "This article is about {label}." \
 		--background recipes/blend-background.json --one-label recipes/obvious-dev.json --write
 	$(BIN)/python recipes/build_bi_encoder_data.py data/default-train.jsonl \
-		--everyday data/everyday-train.jsonl --teacher runs/default-model-teacher --out data/bi-encoder-train.jsonl
+		--everyday data/everyday-train.jsonl --teacher runs/default-model-teacher --definitions 3000 --usage 3000 \
+		--out data/bi-encoder-train.jsonl
 	$(BIN)/everylabel train recipes/default-model-bi.yaml
 	$(BIN)/python recipes/package_default_model.py runs/default-model-bi/final
 	$(BIN)/python recipes/fit_one_label_calibration.py src/everylabel/default_model \
