@@ -5,7 +5,7 @@ model v3 (docs/benchmarks.md, "A one-pass bi-encoder distilled from the blended 
         --everyday data/everyday-train.jsonl --teacher runs/default-model-teacher \
         --out data/bi-encoder-train.jsonl
 
-Three parts, shuffled together, labels as given (the model reads each in its `label_template`,
+Its parts, shuffled together, labels as given (the model reads each in its `label_template`,
 "This article is about {label}.", the sentence the blend's embedding reads labels in):
 - teacher records: texts of the build's topical sources (cut to 90 words), each with its own labels
   and 6 to 14 topic names of the build (4 to 8 of them among the text's 40 nearest by the embedding,
