@@ -18,15 +18,16 @@ CASES = [
     ("Parliament voted on the new tax law after a long debate between the parties.", "politics"),
     ("Whisk the eggs with sugar, add flour and bake the cake for twenty minutes.", "cooking"),
 ]
-# What the shipped model gets on the suite, less one text of slack (docs/benchmarks.md, "Default
-# model v4", torch: 98%, 95%, 100%, 83%, 92%). Of the targets of the issue on default model v4 (95%
-# single-label, 90% in each one-label and multi-label mode), single-label and one-label are met
-# (62 of 63 texts; 60 of 63 own topics reach 0.5); multi-label exact sets are not yet (52 of 63).
+# What the shipped model gets on the suite, less slack of one text or more (docs/benchmarks.md,
+# "Default model v4", torch bf16 and fp32 alike: 100%, 95%, 100%, 81%, 92%). Of the targets of the
+# issue on default model v4 (95% single-label, 90% in each one-label and multi-label mode),
+# single-label and one-label are met (63 of 63 texts; 60 of 63 own topics reach 0.5); multi-label
+# exact sets are not yet (51 of 63; the floor leaves two texts of slack).
 FLOORS = {
     "single_label": 0.96,
     "one_label_own_at_least_half": 0.93,
     "one_label_unrelated_under_half": 0.98,
-    "multi_label_exact_set": 0.80,
+    "multi_label_exact_set": 0.78,
     "sentiment_single_label": 0.83,
 }
 
