@@ -30,7 +30,7 @@ from typing import Any
 from .dictionaries import foldoc_items, gcide_items
 from .everyday import everyday_records
 from .opinions import opinion_records
-from .wordnet import SynsetKey, read_synsets
+from .wordnet import SynsetKey, read_synsets, usage_examples
 
 WORDNET = Path("/usr/share/wordnet")
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -143,8 +143,7 @@ def wordnet_usage_items() -> Iterator[tuple[str, list[str], str]]:
     labels_of: dict[str, list[str]] = {}
     for make in (wordnet_domain_items, wordnet_items):
         for text, labels, _ in make():
-            for example in re.findall(r'"([^"]+)"', text):
-                example = example.strip()
+            for example in map(str.strip, usage_examples(text)):
                 if USAGE_WORDS[0] <= len(example.split()) <= USAGE_WORDS[1]:
                     known = labels_of.setdefault(example, [])
                     known.extend(label for label in labels if label not in known)

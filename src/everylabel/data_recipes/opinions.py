@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .wordnet import read_synsets
+from .wordnet import read_synsets, usage_examples
 
 WORDNET = Path("/usr/share/wordnet")
 
@@ -135,7 +135,7 @@ def polar_synsets(
 
 def _split_gloss(gloss: str) -> tuple[str, list[str]]:
     """WordNet's definition and its quoted usage examples."""
-    examples = re.findall(r'"([^"]{12,})"', gloss)
+    examples = [example for example in usage_examples(gloss) if len(example) >= 12]
     definition = gloss.split('; "', 1)[0].strip().rstrip(";")
     return definition, examples
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,3 +50,8 @@ def read_synsets(path: Path) -> Iterator[Synset]:
         ]
         lemmas = [fields[4 + 2 * i] for i in range(count)]
         yield Synset(fields[0], part_of_speech(fields[2]), int(fields[1]), lemmas, pointers, gloss.strip())
+
+
+def usage_examples(gloss: str) -> list[str]:
+    """A gloss's quoted usage examples, as written: 'a bunt; "he laid down a squeeze"' -> the quote."""
+    return re.findall(r'"([^"]+)"', gloss)
