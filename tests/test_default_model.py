@@ -22,7 +22,7 @@ CASES = [
 # "Default model v4", torch bf16 and fp32 alike: 100%, 95%, 100%, 81%, 92%). Of the targets of the
 # issue on default model v4 (95% single-label, 90% in each one-label and multi-label mode),
 # single-label and one-label are met (63 of 63 texts; 60 of 63 own topics reach 0.5); multi-label
-# exact sets are not yet (51 of 63; the floor leaves two texts of slack).
+# exact sets are not yet (51 of 63; the floor passes 50 and fails 49).
 FLOORS = {
     "single_label": 0.96,
     "one_label_own_at_least_half": 0.93,
