@@ -11,8 +11,11 @@ import torch
 
 from everylabel import Classifier, InputError, Label, TruncationWarning, create_model, load_model
 from everylabel.adapters import apply_lora, is_lora
+from everylabel.errors import TooMuchWork
 from everylabel.inference.batching import collate
+from everylabel.inference.example_vectors import example_targets, refit_label_vectors
 from everylabel.inference.label_vectors import slot_inputs
+from everylabel.prompt import WorkBudget
 from everylabel.training.fewshot import few_shot_fit
 from tests import oracle
 
@@ -151,8 +154,8 @@ def test_inputs_prompt_descriptions_examples_truncation(backbone_dir) -> None:
     plain = clf.classify(TEXTS[0], LABELS)[0]
     prompted = clf.classify(TEXTS[0], LABELS, prompt="Topic of the text:")[0]
     assert prompted.scores != pytest.approx(plain.scores, abs=1e-6)
-    with pytest.raises(InputError, match=r"texts\[0\]: examples: the bi-encoder reads no examples"):
-        clf.classify(TEXTS[0], LABELS, examples=[{"text": "Goal!", "labels": ["sports"]}])
+    with pytest.raises(InputError, match=r"examples\[0\]\.labels: 'goals' is not one of the labels of texts"):
+        clf.classify(TEXTS[0], LABELS, examples=[{"text": "Goal!", "labels": ["goals"]}])
     with pytest.warns(TruncationWarning):
         long = clf.classify(" ".join(TEXTS * 3), LABELS)[0]
     assert long.truncated and long.cut_tokens > 0
@@ -275,3 +278,63 @@ def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
     assert fast.class_embeddings is None and slow.class_embeddings is not None
     assert torch.allclose(fast.logits, slow.logits, atol=1e-5)
     assert (fast.logits[index < 0] == -1000).all()
+
+
+def test_examples_refit_the_label_vectors_and_score_as_the_refit_says(backbone_dir) -> None:
+    model, tokenizer = bi_model(backbone_dir("bert"))
+    clf = Classifier(model, tokenizer, device="cpu")
+    plain = clf.classify(TEXTS, LABELS, multi_label=False)
+    # Each text shown twice as the label the model likes least for it: left out, either copy is
+    # learnt from the other, so the refit passes its check and each text now gets that label.
+    least = [min(r.scores, key=r.scores.__getitem__) for r in plain]
+    shown = [{"text": t, "labels": [label]} for t, label in zip(TEXTS, least, strict=True)] * 2
+    prepared = clf.prepare(TEXTS, LABELS, multi_label=False, examples=shown)
+    assert prepared.label_fits == [0, 0, 0, 0]
+    taught = clf.classify(TEXTS, LABELS, multi_label=False, examples=shown)
+    assert [r.labels for r in taught] == [[label] for label in least]
+    # the same scores from the pieces: scaled text vectors (the logits against the unit vectors)
+    # and the refit of example_vectors.py
+    vectors = clf.scaled_text_vectors([(t, "") for t in TEXTS], prepared, None)
+    own = clf.backend.encode_labels([clf.builder.label_piece(label, None) for label in LABELS])
+    logits = clf.score(clf.prepare(TEXTS, LABELS, multi_label=False), calibrated=False)
+    for text, row in zip(TEXTS, logits, strict=True):
+        np.testing.assert_allclose(vectors[(text, "")] @ own.T, row, atol=1e-4)
+    examples = np.stack([vectors[(t, "")] for t in TEXTS] * 2)
+    refit = refit_label_vectors(own, examples, example_targets([(label,) for label in least] * 2, LABELS))
+    assert refit is not None
+    for text, result in zip(TEXTS, taught, strict=True):
+        expected = torch.softmax(torch.from_numpy(vectors[(text, "")] @ refit.T), 0).numpy()
+        np.testing.assert_allclose([result.scores[label] for label in LABELS], expected, atol=1e-4)
+    # examples the model gets right as they are change nothing
+    agreed = [{"text": t, "labels": r.labels} for t, r in zip(TEXTS, plain, strict=True)]
+    again = clf.classify(TEXTS, LABELS, multi_label=False, examples=agreed)
+    assert [r.scores for r in again] == [r.scores for r in plain]
+
+
+def test_examples_are_refused_where_the_logit_is_not_a_dot_product(backbone_dir) -> None:
+    model, tokenizer = bi_model(backbone_dir("bert"), "bi-encoder-fused")
+    clf = Classifier(model, tokenizer, device="cpu")
+    with pytest.raises(InputError, match="examples: this bi-encoder-fused model takes no examples"):
+        clf.classify(TEXTS[0], LABELS, examples=[{"text": "Goal!", "labels": ["sports"]}])
+
+
+def test_examples_give_one_refit_for_any_label_order_and_count_in_the_budget(backbone_dir) -> None:
+    model, tokenizer = bi_model(backbone_dir("bert"))
+    clf = Classifier(model, tokenizer, device="cpu")
+    plain = clf.classify(TEXTS, LABELS, multi_label=False)
+    least = [min(r.scores, key=r.scores.__getitem__) for r in plain]
+    shown = [{"text": t, "labels": [label]} for t, label in zip(TEXTS, least, strict=True)] * 2
+    given = clf.classify(TEXTS, LABELS, multi_label=False, examples=shown)
+    backwards = clf.classify(TEXTS, LABELS[::-1], multi_label=False, examples=shown)
+    for a, b in zip(given, backwards, strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-5)
+    robust = clf.prepare(TEXTS, LABELS, multi_label=False, examples=shown, label_order="robust")
+    assert robust.label_fits is not None and set(robust.label_fits) == {0}
+    # the examples' passes and tokens count with the texts' in a server's budget
+    alone = clf.prepare(TEXTS, LABELS)
+    with pytest.raises(TooMuchWork, match="model passes"):
+        clf.prepare(TEXTS, LABELS, examples=shown, budget=WorkBudget(max_passes=len(alone.passes) + 1))
+    # a refit's size is bounded: examples x labels
+    many = [f"label {i}" for i in range(128)]
+    with pytest.raises(InputError, match=r"examples: 129 examples x 128 labels of texts\[0\]"):
+        clf.classify(TEXTS[0], many, examples=[{"text": "a", "labels": ["label 0"]}] * 129)

@@ -101,6 +101,18 @@ def test_bi_encoder_onnx_logits_equal_torch(backbone_dir, tmp_path, family, arch
     torch_clf = Classifier.from_pretrained(folder, device="cpu")
     onnx_clf = OnnxClassifier(out)
     assert_same_logits(torch_clf, onnx_clf)
+    # in-context examples refit the label vectors the same way on both (the first text shown twice
+    # as the label the model likes least for it: a refit that passes its left-out check)
+    scores = torch_clf.classify(TEXTS[0], LABELS[0], multi_label=False)[0].scores
+    shown = [{"text": TEXTS[0], "labels": [min(scores, key=scores.__getitem__)]}] * 2
+    per_text = [shown, None, None, None]
+    if architecture == "bi-encoder":
+        assert onnx_clf.prepare(TEXTS, LABELS, examples=per_text).label_fits == [0, None, None]
+        assert_same_logits(torch_clf, onnx_clf, examples=per_text)
+    else:
+        for clf in (torch_clf, onnx_clf):
+            with pytest.raises(InputError, match="examples: this bi-encoder-fused model takes no examples"):
+                clf.classify(TEXTS, LABELS, examples=per_text)
     with_labels = onnx_clf.classify(TEXTS[0], LABELS[0])[0].scores  # label vectors now cached
     assert len(onnx_clf.backend.label_encoder.cache) >= 3
     again = onnx_clf.classify(TEXTS[0], LABELS[0])[0].scores

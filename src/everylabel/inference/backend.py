@@ -42,6 +42,16 @@ class Backend(Protocol):
         """The size of a bi-encoder's label vector (0 for a uni-encoder)."""
         ...
 
+    @property
+    def dot_scored(self) -> bool:
+        """A bi-encoder whose logit is the text vector dotted with the label vector, times its logit
+        scale (linear in the label vector: in-context examples can refit its label vectors)."""
+        ...
+
+    def vectors_array(self, vectors: Sequence[Any]) -> np.ndarray:
+        """(n, width) float32: label vectors as `label_table` holds them, as one array."""
+        ...
+
     def run(
         self,
         input_ids: np.ndarray,
@@ -54,7 +64,8 @@ class Backend(Protocol):
         """Logits (batch, num_slots) float32 of one padded batch (ids and mask int64, (batch, seq)).
 
         Bi-encoders also get the batch's distinct label vectors (one per row of `label_index`'s
-        values) and each slot's row among them, `label_index` (batch, num_slots), -1 for padding.
+        values; as `label_table` holds them, or float32 arrays) and each slot's row among them,
+        `label_index` (batch, num_slots), -1 for padding.
         The encoder-decoder architectures get their label blocks' ids and mask (batch, label_seq).
         Raises `NumericalError` on inf or nan."""
         ...

@@ -22,12 +22,13 @@ import numpy as np
 from ..errors import ConfigError
 from ..label_tokens import slot_index
 from ..padding import pad_rows
-from ..prompt import DescriptionMode, InputBuilder, Pass, Request, Truncation, WorkBudget
+from ..prompt import DescriptionMode, Example, InputBuilder, Pass, Request, Truncation, WorkBudget
 from . import inputs, streaming
 from .backend import Backend
 from .batching import plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
+from .example_vectors import MAX_REFIT_SIZE, refit_requests
 from .extra_adapters import ExtraAdapters
 from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
 from .labels import Label, hierarchy_groups
@@ -207,6 +208,10 @@ class ClassifierEngine:
         hierarchies = [h for _, h in label_info]
         prompts = inputs.normalize_prompts(prompt, count)
         shots = inputs.normalize_examples(examples, count)
+        shown = None  # a bi-encoder's examples refit its label vectors instead of joining its text
+        if self.backend.is_bi_encoder and any(shots):
+            self._check_examples(shots, label_sets, inputs.examples_per_text(examples))
+            shown, shots = shots, [()] * count
         thresholds = self._thresholds(threshold, label_sets, check_threshold_names, adapter)
         if budget is not None:
             orders = 4 if label_order == "robust" else 1
@@ -243,7 +248,94 @@ class ClassifierEngine:
             adapter=adapter,
         )
         prepared.label_table = self._label_table(prepared)
+        if shown is not None:
+            requests_shown = [shown[index] for index in text_of_request]
+            prepared.label_fits = self._refit_labels(prepared, requests_shown, budget)
         return prepared
+
+    def _check_examples(
+        self, shots: list[tuple[Example, ...]], label_sets: list[list[Label]], per_text: bool
+    ) -> None:
+        """A bi-encoder learns from examples of the text's own candidate labels, and only where its
+        logit is linear in the label vector; each refusal names the field."""
+        if not self.backend.dot_scored:
+            raise inputs.InputError(
+                "examples",
+                f"this {self.architecture_type} model takes no examples: a bi-encoder encodes its text "
+                "alone, and examples refit its label vectors only where its logit is the dot product of "
+                "text and label vectors (an ONNX export says so in its manifest, `dot_scored`, since "
+                "exports of 2026-12; export it again)",
+            )
+        for index, (examples, labels) in enumerate(zip(shots, label_sets, strict=True)):
+            if len(examples) * len(labels) > MAX_REFIT_SIZE:
+                raise inputs.InputError(
+                    f"examples[{index}]" if per_text else "examples",
+                    f"{len(examples)} examples x {len(labels)} labels of texts[{index}]: a refit of the "
+                    f"label vectors takes at most {MAX_REFIT_SIZE} (examples x labels)",
+                )
+            names = {label.name for label in labels}
+            for number, example in enumerate(examples):
+                for name in example.labels:
+                    if name not in names:
+                        where = f"examples[{index}][{number}]" if per_text else f"examples[{number}]"
+                        raise inputs.InputError(
+                            f"{where}.labels",
+                            f"{name!r} is not one of the labels of texts[{index}] (this model learns "
+                            "from examples of the candidate labels only)",
+                        )
+
+    def _refit_labels(
+        self, prepared: Prepared, shown: list[tuple[Example, ...]], budget: WorkBudget | None
+    ) -> list[int | None]:
+        """Each request's label vectors refit to its examples, added to the call's label table
+        (`example_vectors.py`); per request, the key of its refit or None."""
+        assert prepared.label_table is not None
+        requests = prepared.requests
+        pairs = zip(requests, shown, strict=True)
+        strings = list(dict.fromkeys((e.text, r.prompt) for r, examples in pairs for e in examples))
+        texts = self.scaled_text_vectors(strings, prepared, budget)
+        return refit_requests(
+            shown,
+            [r.labels for r in requests],
+            [self.request_pieces(r) for r in requests],
+            [r.prompt for r in requests],
+            prepared.label_table,
+            texts,
+            self.backend.vectors_array,
+        )
+
+    def scaled_text_vectors(
+        self, strings: list[tuple[str, str]], prepared: Prepared, budget: WorkBudget | None
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """(text, prompt) -> the text's vector times the logit scale (width,), as the model reads the
+        text with that prompt: its logits against the unit vectors of the label space. A text over
+        the window is cut (an error with truncation="error"), and a warning says how many were."""
+        mode: Truncation = "error" if prepared.truncation == "error" else "warn"
+        requests = [Request(text, ["example"], [None], prompt) for text, prompt in strings]
+        passes, plans = self.builder.build(requests, mode)
+        if budget is not None:
+            budget.check(len(prepared.passes) + len(passes), prepared.tokens + sum(p.tokens for p in passes))
+        width = self.backend.label_width
+        basis = list(np.eye(width, dtype=np.float32))  # (width,) each
+        out: dict[tuple[str, str], np.ndarray] = {}
+        lengths = [p.tokens for p in passes]
+        for batch in plan_batches(lengths, self.batch_limit(passes), self.max_batch_tokens):
+            ids, mask = pad_rows([passes[i].input_ids for i in batch], self.pad_id)  # (batch, seq) each
+            index = np.tile(np.arange(width, dtype=np.int64), (len(batch), 1))  # (batch, width)
+            if prepared.adapter is None:
+                rows = self.backend.run(ids, mask, width, basis, index)  # (batch, width)
+            else:
+                rows = self.extra_adapters.run(prepared.adapter, ids, mask, width, basis, index, None)
+            for i, row in zip(batch, rows, strict=True):
+                out[strings[passes[i].request]] = row
+        cut = sum(plan.cut_tokens > 0 for plan in plans)
+        if cut:
+            warnings.warn(
+                f"{cut} of {len(plans)} examples were cut to fit {self.max_length} tokens",
+                TruncationWarning,
+                stacklevel=4,
+            )
+        return out
 
     def _thresholds(
         self, threshold: Any, label_sets: list[list[Label]], check_names: bool, adapter: str | None
@@ -268,10 +360,20 @@ class ClassifierEngine:
 
     def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
-        request = prepared.requests[item.request]
         start, end = prepared.plans[item.request].groups[item.group]
-        pieces = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
+        return self.request_pieces(prepared.requests[item.request])[start:end]
+
+    def request_pieces(self, request: Request) -> list[str]:
+        """The label strings the label encoder reads for a request's labels."""
+        pieces = zip(request.labels, request.descriptions, strict=True)
         return [self.builder.label_piece(name, description) for name, description in pieces]
+
+    def slot_keys(self, prepared: Prepared, item: Pass) -> list[Any]:
+        """Where the call's label table holds one pass's slot vectors: the label strings, or with
+        the request's examples (label string, refit key)."""
+        pieces = self.slot_labels(prepared, item)
+        fit = prepared.label_fits[item.request] if prepared.label_fits is not None else None
+        return pieces if fit is None else [(piece, fit) for piece in pieces]
 
     # -- run ----------------------------------------------------------------------------------------
 
@@ -304,11 +406,11 @@ class ClassifierEngine:
             calls = list(dict.fromkeys(prepared for prepared, _ in rows))
             position = {prepared: k for k, prepared in enumerate(calls)}
             keys = [
-                [(position[prepared], piece) for piece in self.slot_labels(prepared, prepared.passes[i])]
+                [(position[prepared], key) for key in self.slot_keys(prepared, prepared.passes[i])]
                 for prepared, i in rows
             ]  # a label's vector can differ between calls (official padding): keyed by call too
             distinct, index = slot_index(keys)
-            vectors = [calls[call].label_table[piece] for call, piece in distinct]  # type: ignore[index]
+            vectors = [calls[call].label_table[key] for call, key in distinct]  # type: ignore[index]
         label_block = None
         if passes[0].label_ids is not None:  # encoder-decoder: the label blocks, (batch, label_seq) each
             label_block = pad_rows([p.label_ids or [] for p in passes], self.pad_id)

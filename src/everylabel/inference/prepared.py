@@ -37,7 +37,10 @@ class Prepared:
     choice_groups: list[dict[str, int] | None] | None = None
     # a bi-encoder's vectors of this call's label strings (label piece -> vector); they can depend on
     # the call (official padding), so they travel with it
-    label_table: dict[str, Any] | None = None
+    label_table: dict[Any, Any] | None = None
+    # a bi-encoder call with in-context examples: per request, the key under which `label_table`
+    # holds its label vectors refit to its examples (`example_vectors.py`), or None (its own vectors)
+    label_fits: list[int | None] | None = None
     adapter: str | None = None  # the extra adapter that scores this call (None: the model's own weights)
 
     @property

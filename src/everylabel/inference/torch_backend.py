@@ -158,7 +158,10 @@ class TorchBackend:
     ) -> np.ndarray:
         extra = {}
         if label_embeddings is not None and label_index is not None:
-            extra = {"label_embeddings": label_embeddings, "label_index": label_index.to(self.device)}
+            extra = {
+                "label_embeddings": label_embeddings.to(self.device, self.dtype),
+                "label_index": label_index.to(self.device),
+            }
         if label_block is not None:
             extra = {
                 "class_input_ids": label_block[0].to(self.device, non_blocking=True),
@@ -185,6 +188,14 @@ class TorchBackend:
     def label_width(self) -> int:
         """The size of a bi-encoder's label vector (0 for a uni-encoder)."""
         return int(self.config.encoder_hidden_size) if self.label_vectors is not None else 0
+
+    @property
+    def dot_scored(self) -> bool:
+        inner = self.model.model
+        return self.label_vectors is not None and isinstance(inner, BiEncoder) and inner.scores_by_matmul
+
+    def vectors_array(self, vectors: Sequence[Any]) -> np.ndarray:
+        return _label_rows(vectors).float().cpu().numpy()
 
     def values_per_slot(self) -> int | None:
         if self.label_vectors is None:
@@ -242,12 +253,21 @@ def _tensors(
 ) -> _Tensors:
     """`run`'s arrays as tensors (on the CPU; `_forward` moves them): ids, mask, a bi-encoder's label
     vectors (labels, hidden) and slot index, an encoder-decoder's label block."""
-    vectors = torch.stack(list(label_vectors)) if label_vectors is not None else None
+    vectors = _label_rows(label_vectors) if label_vectors is not None else None
     index = torch.from_numpy(label_index) if label_index is not None else None
     block = None
     if label_block is not None:
         block = (torch.from_numpy(label_block[0]), torch.from_numpy(label_block[1]))
     return torch.from_numpy(input_ids), torch.from_numpy(attention_mask), vectors, index, block
+
+
+def _label_rows(vectors: Sequence[Any]) -> torch.Tensor:
+    """(labels, width) label vectors in one tensor: the table's tensors, or float32 arrays (the
+    refit of in-context examples, `example_vectors.py`), or both (`_forward` moves them)."""
+    rows = list(vectors)
+    if any(isinstance(row, np.ndarray) for row in rows):
+        rows = [torch.from_numpy(row) if isinstance(row, np.ndarray) else row.float().cpu() for row in rows]
+    return torch.stack(rows)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

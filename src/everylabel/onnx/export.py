@@ -323,6 +323,7 @@ def _write_graphs(clf: ClassifierEngine, folder: Path, opset: int, source: str, 
         text=text_info,
         source=source,
         label_template=config.label_template,
+        dot_scored=_backend(clf).dot_scored,
     )
     parity: dict[str, np.ndarray] = {}
     trace = clf.prepare(_TEXTS[:2], [labels[:2] for labels in _LABELS[:2]])

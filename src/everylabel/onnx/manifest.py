@@ -47,6 +47,7 @@ class OnnxManifest:
     embedding_blend: dict[str, Any] | None = None
     label_width: int = 0  # a bi-encoder's label vector size
     label_template: str | None = None  # the sentence labels are read in (`GLiClassConfig.label_template`)
+    dot_scored: bool = False  # a bi-encoder whose logit is linear in its label vector (`Backend.dot_scored`)
     source: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)  # per graph: fused node counts, or why not

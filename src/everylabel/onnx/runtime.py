@@ -210,6 +210,13 @@ class OnnxBackend:
     def label_width(self) -> int:
         return self.manifest.label_width if self.label_encoder is not None else 0
 
+    @property
+    def dot_scored(self) -> bool:
+        return self.label_encoder is not None and self.manifest.dot_scored
+
+    def vectors_array(self, vectors: Sequence[Any]) -> np.ndarray:
+        return np.stack(list(vectors)).astype(np.float32)
+
     def run(
         self,
         input_ids: np.ndarray,

@@ -1,0 +1,156 @@
+"""Few-shot examples for a bi-encoder: the call's label vectors refitted to what its examples show.
+
+A bi-encoder encodes a text alone, so it cannot read examples beside it as a uni-encoder does.
+Its logit for a text and a label is `u . v`, with `u` the text's vector times the model's logit
+scale and `v` the label's vector, so examples can move the label vectors instead: the call's labels
+are refitted as a softmax classifier of the examples' vectors `u_j`, held near their own vectors
+`L` by a ridge term,
+
+    minimise over W:  mean_j  cross_entropy(softmax(u_j W^T), y_j)  +  strength / 2 * |W - L|^2
+
+(`y_j`: example j's labels, spread evenly over them). A label whose examples its name already picks
+out barely moves; a label whose name says little of its examples ("acq" for takeover news) moves
+toward them. One or two examples per label are few, and a snippet unlike the rest can pull a label
+the wrong way, so the refit is kept only where it does better on examples it did not see: each
+example is left out in turn, the labels refitted on the others, and the refit is used only if it
+gets more left-out examples right than the label vectors as they are get of the same examples.
+Otherwise the call is scored with its label vectors unchanged: examples never make a call worse on
+its own examples.
+
+The engine reads `u_j` by scoring example j against the unit vectors of the label space (the
+logits are linear in the label vector), so every runtime gives it without a graph of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from ..prompt import Example
+
+# How strongly the refit label vectors are held to their own (the ridge term's weight): chosen on
+# the training splits of Reuters R8 and Rotten Tomatoes and the obvious-cases suite
+# (docs/benchmarks.md, "Few-shot examples for the bi-encoder").
+RIDGE_STRENGTH: Final = 1.0
+# Gradient steps of one refit (the problem is convex; this many reach its optimum closely).
+FIT_STEPS: Final = 300
+# The left-out check refits at most this many times (one example per refit up to this many).
+MAX_FOLDS: Final = 16
+# The most (examples x labels) one refit takes: it costs about (MAX_FOLDS + 1) * FIT_STEPS * 2 *
+# this * the vector width multiply-adds (about 64 GFLOP at the bound with 384-wide vectors).
+MAX_REFIT_SIZE: Final = 2**14
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def fit_label_vectors(
+    labels: np.ndarray, examples: np.ndarray, targets: np.ndarray, strength: float = RIDGE_STRENGTH
+) -> np.ndarray:
+    """The ridge-held softmax refit of the module docstring, by gradient descent.
+
+    labels: (k, d) the labels' own vectors; examples: (n, d) scaled text vectors; targets: (n, k)
+    each example's labels as a distribution. Returns (k, d) float64.
+    """
+    own = labels.astype(np.float64)
+    shown = examples.astype(np.float64)
+    fitted = own.copy()
+    count = len(shown)
+    # the loss's gradient changes at most this fast (softmax curvature <= 1/2 along any example)
+    smoothness = 0.5 * float(np.max(np.sum(shown * shown, axis=1))) + strength
+    step = 1.0 / smoothness
+    for _ in range(FIT_STEPS):
+        probabilities = _softmax(shown @ fitted.T)  # (n, k)
+        gradient = (probabilities - targets).T @ shown / count + strength * (fitted - own)  # (k, d)
+        fitted -= step * gradient
+    return fitted
+
+
+def right(vectors: np.ndarray, examples: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(n,) whether each example's best label under `vectors` is one of its own."""
+    best = np.argmax(examples @ vectors.T, axis=1)  # (n,)
+    return targets[np.arange(len(targets)), best] > 0
+
+
+def refit_label_vectors(
+    labels: np.ndarray, examples: np.ndarray, targets: np.ndarray, strength: float = RIDGE_STRENGTH
+) -> np.ndarray | None:
+    """The refit label vectors (k, d) float32 where they pass the left-out check of the module
+    docstring; None where the call keeps its own vectors (also when every example is already right,
+    or there are fewer than two). Past `MAX_FOLDS` examples, they are left out a fold at a time
+    (example j in fold j mod `MAX_FOLDS`), which bounds the refits of one check."""
+    count = len(examples)
+    as_they_are = int(right(labels, examples, targets).sum())
+    if count < 2 or as_they_are == count:
+        return None
+    folds = min(count, MAX_FOLDS)
+    fold = np.arange(count) % folds
+    left_out_right = 0
+    for held in range(folds):
+        out = fold == held
+        vectors = fit_label_vectors(labels, examples[~out], targets[~out], strength)
+        left_out_right += int(right(vectors, examples[out], targets[out]).sum())
+    if left_out_right <= as_they_are:
+        return None
+    return fit_label_vectors(labels, examples, targets, strength).astype(np.float32)
+
+
+def example_targets(example_labels: Sequence[tuple[str, ...]], labels: Sequence[str]) -> np.ndarray:
+    """(n, k) each example's labels among `labels`, spread evenly (a row sums to 1); every
+    example label must be one of `labels` (the engine checks it first)."""
+    position = {label: k for k, label in enumerate(labels)}
+    targets = np.zeros((len(example_labels), len(labels)))
+    for j, names in enumerate(example_labels):
+        chosen = sorted({position[name] for name in names})
+        targets[j, chosen] = 1.0 / len(chosen)
+    return targets
+
+
+def refit_requests(
+    shown: Sequence[tuple[Example, ...]],
+    labels: Sequence[list[str]],
+    pieces: Sequence[list[str]],
+    prompts: Sequence[str],
+    table: dict[Any, Any],
+    texts: dict[tuple[str, str], np.ndarray],
+    as_array: Callable[[Sequence[Any]], np.ndarray],
+) -> list[int | None]:
+    """Per request (its examples, label names, label pieces as the table keys them, and prompt): the
+    key of its refit label vectors, which this adds to `table` as (piece, key) -> vector, or None
+    where the request keeps its own vectors. `texts`: each (example text, prompt)'s scaled vector.
+    Requests with the same examples, labels (in any order) and prompt share one refit.
+
+    An example's labels that are not among a request's candidates are left out of that request's
+    refit (a shortlist may have dropped them), and an example with none of them with it.
+    """
+    keys: dict[tuple[Any, ...], int | None] = {}
+    out: list[int | None] = []
+    for examples, names, slots, prompt in zip(shown, labels, pieces, prompts, strict=True):
+        if not examples:
+            out.append(None)
+            continue
+        order = sorted(range(len(slots)), key=slots.__getitem__)  # any order of the labels: one refit
+        ordered = [slots[i] for i in order]
+        key = (examples, tuple(ordered), prompt)
+        if key not in keys:
+            keys[key] = None
+            known = set(names)
+            kept = [e for e in examples if known.intersection(e.labels)]
+            if kept:
+                vectors = refit_label_vectors(
+                    as_array([table[piece] for piece in ordered]),
+                    np.stack([texts[(e.text, prompt)] for e in kept]),
+                    example_targets(
+                        [tuple(n for n in e.labels if n in known) for e in kept], [names[i] for i in order]
+                    ),
+                )
+                if vectors is not None:
+                    fit = len(keys) - 1
+                    keys[key] = fit
+                    table.update({(piece, fit): row for piece, row in zip(ordered, vectors, strict=True)})
+        out.append(keys[key])
+    return out
