@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from everylabel.inference.example_vectors import (
+    RIDGE_STRENGTH,
     example_targets,
     fit_label_vectors,
     refit_label_vectors,
@@ -46,14 +47,14 @@ def test_a_label_whose_name_misses_its_examples_moves_toward_them() -> None:
 def test_the_ridge_term_holds_the_refit_near_the_labels_own_vectors() -> None:
     examples = scaled([0, 0.6, 0.8, 0], [0, 1, 0, 0])
     targets = one_hot(0, 1)
-    loose = fit_label_vectors(LABELS, examples, targets)  # the default strength, 1
-    tight = fit_label_vectors(LABELS, examples, targets, strength=10.0)
+    loose = fit_label_vectors(LABELS, examples, targets)  # the default strength
+    tight = fit_label_vectors(LABELS, examples, targets, strength=10 * RIDGE_STRENGTH)
     assert np.linalg.norm(tight - LABELS) < np.linalg.norm(loose - LABELS)
 
     def gradient(vectors: np.ndarray) -> np.ndarray:  # of the refit's loss, at the default strength
         probabilities = np.exp(examples @ vectors.T)
         probabilities /= probabilities.sum(1, keepdims=True)
-        return (probabilities - targets).T @ examples / 2 + (vectors - LABELS)
+        return (probabilities - targets).T @ examples / 2 + RIDGE_STRENGTH * (vectors - LABELS)
 
     # the refit reaches the optimum, where the gradient vanishes
     assert np.abs(gradient(loose)).max() < 1e-3 * np.abs(gradient(LABELS)).max()
