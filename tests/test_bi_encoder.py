@@ -334,6 +334,11 @@ def test_examples_give_one_refit_for_any_label_order_and_count_in_the_budget(bac
     alone = clf.prepare(TEXTS, LABELS)
     with pytest.raises(TooMuchWork, match="model passes"):
         clf.prepare(TEXTS, LABELS, examples=shown, budget=WorkBudget(max_passes=len(alone.passes) + 1))
+    # and so are the distinct example lists a call refits to
+    apart = [[example] * 2 for example in shown[:4]]
+    with pytest.raises(TooMuchWork, match="examples: 4 distinct example lists"):
+        clf.prepare(TEXTS, LABELS, examples=apart, budget=WorkBudget(max_refits=3))
+    assert clf.prepare(TEXTS, LABELS, examples=apart, budget=WorkBudget(max_refits=4)).label_fits
     # a refit's size is bounded: examples x labels
     many = [f"label {i}" for i in range(128)]
     with pytest.raises(InputError, match=r"examples: 129 examples x 128 labels of texts\[0\]"):

@@ -125,4 +125,5 @@ def test_settings_refuse_request_bounds_the_queue_cannot_hold() -> None:
         "max_labels": 16384,
         "max_passes": 2048,
         "max_tokens": 2**19,
+        "max_refits": 4,
     }

@@ -114,6 +114,15 @@ class WorkBudget:
     max_labels: int | None = None  # candidate labels of one text, in all its label orders
     max_passes: int | None = None  # model inputs
     max_tokens: int | None = None  # token ids over all model inputs
+    max_refits: int | None = None  # a bi-encoder's label-vector refits to distinct example lists
+
+    def check_refits(self, count: int) -> None:
+        if self.max_refits is not None and count > self.max_refits:
+            raise TooMuchWork(
+                "examples",
+                f"{count} distinct example lists, each refitting the label vectors; this server "
+                f"refits at most {self.max_refits} for one request",
+            )
 
     def check_labels(self, field: str, count: int) -> None:
         if self.max_labels is not None and count > self.max_labels:

@@ -28,7 +28,7 @@ from .backend import Backend
 from .batching import plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
-from .example_vectors import MAX_REFIT_SIZE, refit_requests
+from .example_vectors import MAX_REFIT_SIZE, refit_key, refit_requests
 from .extra_adapters import ExtraAdapters
 from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
 from .labels import Label, hierarchy_groups
@@ -291,13 +291,17 @@ class ClassifierEngine:
         (`example_vectors.py`); per request, the key of its refit or None."""
         assert prepared.label_table is not None
         requests = prepared.requests
+        pieces = [self.request_pieces(r) for r in requests]
+        if budget is not None:
+            refits = {refit_key(e, p, r.prompt) for r, e, p in zip(requests, shown, pieces, strict=True) if e}
+            budget.check_refits(len(refits))
         pairs = zip(requests, shown, strict=True)
         strings = list(dict.fromkeys((e.text, r.prompt) for r, examples in pairs for e in examples))
         texts = self.scaled_text_vectors(strings, prepared, budget)
         return refit_requests(
             shown,
             [r.labels for r in requests],
-            [self.request_pieces(r) for r in requests],
+            pieces,
             [r.prompt for r in requests],
             prepared.label_table,
             texts,

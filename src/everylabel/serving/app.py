@@ -60,7 +60,8 @@ class ServeSettings:
 
     One request may ask for at most `max_request_texts` texts, `max_labels` candidate labels per
     text (counted in every label order), `max_request_passes` model inputs (windows x label groups
-    x label orders) and `max_request_tokens` tokens over them; the queue holds at most
+    x label orders) and `max_request_tokens` tokens over them, and a bi-encoder refits its label
+    vectors to at most `max_request_refits` distinct example lists; the queue holds at most
     `max_queue_texts` texts and `max_queue_tokens` tokens."""
 
     model: str = "default"  # the name answers and /info give
@@ -71,6 +72,7 @@ class ServeSettings:
     max_labels: int = 16384
     max_request_passes: int = 2048
     max_request_tokens: int = 2**19
+    max_request_refits: int = 4
     max_body_bytes: int = 8 * 2**20
     retriever: str | None = None  # what ranks labels for `shortlist` (None: the classifier's default)
     preparing_threads: int = 2
@@ -88,6 +90,7 @@ class ServeSettings:
             "max_labels",
             "max_request_passes",
             "max_request_tokens",
+            "max_request_refits",
             "max_body_bytes",
             "preparing_threads",
             "max_sessions",
@@ -107,7 +110,9 @@ class ServeSettings:
     @property
     def budget(self) -> WorkBudget:
         """The work one request may cause, as the engine checks it while preparing."""
-        return WorkBudget(self.max_labels, self.max_request_passes, self.max_request_tokens)
+        return WorkBudget(
+            self.max_labels, self.max_request_passes, self.max_request_tokens, self.max_request_refits
+        )
 
 
 class Service:

@@ -64,6 +64,12 @@ def add_serve_parser(commands: Any) -> None:
         help="tokens over one request's passes; beyond them 413",
     )
     serve.add_argument(
+        "--max-request-refits",
+        type=int,
+        default=4,
+        help="distinct example lists one request may refit a bi-encoder's label vectors to; beyond them 413",
+    )
+    serve.add_argument(
         "--max-body-bytes", type=int, default=8 * 2**20, help="request body size; beyond it 413"
     )
     serve.add_argument("--retriever", help="what ranks labels for requests with 'shortlist' (see classify)")
@@ -140,6 +146,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_labels=args.max_labels,
         max_request_passes=args.max_request_passes,
         max_request_tokens=min(args.max_request_tokens, args.max_queue_tokens),
+        max_request_refits=args.max_request_refits,
         max_body_bytes=args.max_body_bytes,
         retriever=args.retriever,
     )
