@@ -156,6 +156,11 @@ def test_inputs_prompt_descriptions_examples_truncation(backbone_dir) -> None:
     assert prompted.scores != pytest.approx(plain.scores, abs=1e-6)
     with pytest.raises(InputError, match=r"examples\[0\]\.labels: 'goals' is not one of the labels of texts"):
         clf.classify(TEXTS[0], LABELS, examples=[{"text": "Goal!", "labels": ["goals"]}])
+    wordy = [{"text": " ".join(TEXTS * 3), "labels": ["sports"]}]  # over the 24-token window
+    with pytest.raises(InputError, match=r"examples: the example 'The match ended.*tokens, but only 22 fit"):
+        clf.classify(TEXTS[0], LABELS, examples=wordy, truncation="error")
+    with pytest.warns(TruncationWarning, match="1 of 1 examples were cut to fit 24 tokens"):
+        clf.classify(TEXTS[0], LABELS, examples=wordy)
     with pytest.warns(TruncationWarning):
         long = clf.classify(" ".join(TEXTS * 3), LABELS)[0]
     assert long.truncated and long.cut_tokens > 0

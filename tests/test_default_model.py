@@ -4,6 +4,7 @@ on its own, and gets the obvious cases right in every calling mode (`tests/obvio
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,43 @@ def test_one_pass_and_each_label_scored_on_its_own(classifier: Classifier) -> No
         assert beside == pytest.approx(alone, abs=1e-6)  # a label's score never reads its neighbours
 
 
-def test_examples_are_refused_by_name(classifier: Classifier) -> None:
-    shots = [{"text": "A late goal won it.", "labels": ["sports"]}]
-    with pytest.raises(InputError, match="examples"):
-        classifier.classify("She won the marathon.", ["sports", "food"], examples=shots)
+def test_examples_teach_a_label_what_its_name_does_not_say(classifier: Classifier) -> None:
+    # Reuters' names: "acq" says little of takeovers, so every takeover reads as "earn" at first;
+    # three examples of each refit the two label vectors (inference/example_vectors.py).
+    labels = ["earn", "acq"]
+    shots = [
+        {"text": "The company agreed to buy its rival for two billion dollars.", "labels": ["acq"]},
+        {"text": "The bank completed its takeover of the smaller lender.", "labels": ["acq"]},
+        {"text": "Shareholders approved the merger of the two groups.", "labels": ["acq"]},
+        {"text": "Net profit rose to 40 cents a share in the quarter.", "labels": ["earn"]},
+        {"text": "The firm reported a net loss of three million dollars for the year.", "labels": ["earn"]},
+        {"text": "Quarterly revenue and earnings beat forecasts.", "labels": ["earn"]},
+    ]
+    texts = [
+        "The retailer will acquire a rival chain in a deal worth 500 million dollars.",
+        "Profits fell 10 percent.",
+    ]
+    assert [r.labels for r in classifier.classify(texts, labels, multi_label=False)] == [["earn"], ["earn"]]
+    taught = classifier.classify(texts, labels, multi_label=False, examples=shots)
+    assert [r.labels for r in taught] == [["acq"], ["earn"]]
+    with pytest.raises(InputError, match=r"examples\[0\]\.labels: 'merger' is not one of the labels"):
+        classifier.classify(texts, labels, examples=[{"text": "A merger.", "labels": ["merger"]}])
+
+
+@pytest.mark.parametrize("groups", [TOPICS, SENTIMENT], ids=["topics", "sentiment"])
+def test_examples_never_lower_the_suite(classifier: Classifier, groups: dict[str, list[str]]) -> None:
+    pairs = cases(groups)
+    texts, labels = [t for t, _ in pairs], list(groups)
+
+    def right(examples: list[dict] | None) -> int:
+        results = classifier.classify(texts, labels, multi_label=False, examples=examples)
+        return sum(r.labels == [gold] for r, (_, gold) in zip(results, pairs, strict=True))
+
+    alone = right(None)
+    for seed in range(3):  # two examples per label, drawn from the suite's own texts
+        rng = random.Random(seed)
+        shots = [{"text": t, "labels": [g]} for g in labels for t in rng.sample(groups[g], 2)]
+        assert right(shots) >= alone
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES, ids=[c[1] for c in CASES])

@@ -28,7 +28,7 @@ from .backend import Backend
 from .batching import plan_batches
 from .calibration import Calibration
 from .embedding_blend import EmbeddingBlend
-from .example_vectors import MAX_REFIT_SIZE, refit_key, refit_requests
+from .example_vectors import check_examples, refit_key, refit_requests
 from .extra_adapters import ExtraAdapters
 from .label_order import VALID_LABEL_ORDERS, LabelOrder, label_orders
 from .labels import Label, hierarchy_groups
@@ -210,7 +210,13 @@ class ClassifierEngine:
         shots = inputs.normalize_examples(examples, count)
         shown = None  # a bi-encoder's examples refit its label vectors instead of joining its text
         if self.backend.is_bi_encoder and any(shots):
-            self._check_examples(shots, label_sets, inputs.examples_per_text(examples))
+            check_examples(
+                shots,
+                label_sets,
+                inputs.examples_per_text(examples),
+                self.backend.dot_scored,
+                self.architecture_type,
+            )
             shown, shots = shots, [()] * count
         thresholds = self._thresholds(threshold, label_sets, check_threshold_names, adapter)
         if budget is not None:
@@ -253,37 +259,6 @@ class ClassifierEngine:
             prepared.label_fits = self._refit_labels(prepared, requests_shown, budget)
         return prepared
 
-    def _check_examples(
-        self, shots: list[tuple[Example, ...]], label_sets: list[list[Label]], per_text: bool
-    ) -> None:
-        """A bi-encoder learns from examples of the text's own candidate labels, and only where its
-        logit is linear in the label vector; each refusal names the field."""
-        if not self.backend.dot_scored:
-            raise inputs.InputError(
-                "examples",
-                f"this {self.architecture_type} model takes no examples: a bi-encoder encodes its text "
-                "alone, and examples refit its label vectors only where its logit is the dot product of "
-                "text and label vectors (an ONNX export says so in its manifest, `dot_scored`, since "
-                "exports of 2026-12; export it again)",
-            )
-        for index, (examples, labels) in enumerate(zip(shots, label_sets, strict=True)):
-            if len(examples) * len(labels) > MAX_REFIT_SIZE:
-                raise inputs.InputError(
-                    f"examples[{index}]" if per_text else "examples",
-                    f"{len(examples)} examples x {len(labels)} labels of texts[{index}]: a refit of the "
-                    f"label vectors takes at most {MAX_REFIT_SIZE} (examples x labels)",
-                )
-            names = {label.name for label in labels}
-            for number, example in enumerate(examples):
-                for name in example.labels:
-                    if name not in names:
-                        where = f"examples[{index}][{number}]" if per_text else f"examples[{number}]"
-                        raise inputs.InputError(
-                            f"{where}.labels",
-                            f"{name!r} is not one of the labels of texts[{index}] (this model learns "
-                            "from examples of the candidate labels only)",
-                        )
-
     def _refit_labels(
         self, prepared: Prepared, shown: list[tuple[Example, ...]], budget: WorkBudget | None
     ) -> list[int | None]:
@@ -316,7 +291,12 @@ class ClassifierEngine:
         the window is cut (an error with truncation="error"), and a warning says how many were."""
         mode: Truncation = "error" if prepared.truncation == "error" else "warn"
         requests = [Request(text, ["example"], [None], prompt) for text, prompt in strings]
-        passes, plans = self.builder.build(requests, mode)
+        try:
+            passes, plans = self.builder.build(requests, mode)
+        except inputs.InputError as error:  # the example's text, not texts[i]
+            field = error.field
+            shown = strings[int(field[6:-1])][0] if field.startswith("texts[") else ""
+            raise type(error)("examples", f"the example {shown[:40]!r}: {error.problem}") from None
         if budget is not None:
             budget.check(len(prepared.passes) + len(passes), prepared.tokens + sum(p.tokens for p in passes))
         width = self.backend.label_width

@@ -29,7 +29,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..errors import InputError
 from ..prompt import Example
+from .labels import Label
 
 # How strongly the refit label vectors are held to their own (the ridge term's weight): chosen on
 # the training splits of Reuters R8 and Rotten Tomatoes and the obvious-cases suite
@@ -119,6 +121,43 @@ def example_targets(example_labels: Sequence[tuple[str, ...]], labels: Sequence[
         chosen = sorted({position[name] for name in names})
         targets[j, chosen] = 1.0 / len(chosen)
     return targets
+
+
+def check_examples(
+    shots: Sequence[tuple[Example, ...]],
+    label_sets: Sequence[Sequence[Label]],
+    per_text: bool,
+    dot_scored: bool,
+    architecture: str,
+) -> None:
+    """A bi-encoder's examples, per text: refused where its logit is not linear in the label vector,
+    over `MAX_REFIT_SIZE`, or naming a label that is not one of the text's; each refusal names the
+    field (`per_text`: the caller gave one example list per text)."""
+    if not dot_scored:
+        raise InputError(
+            "examples",
+            f"this {architecture} model takes no examples: a bi-encoder encodes its text alone, and "
+            "examples refit its label vectors only where its logit is the dot product of text and "
+            "label vectors (an ONNX export says so in its manifest, `dot_scored`, since exports of "
+            "2026-12; export it again)",
+        )
+    for index, (examples, labels) in enumerate(zip(shots, label_sets, strict=True)):
+        if len(examples) * len(labels) > MAX_REFIT_SIZE:
+            raise InputError(
+                f"examples[{index}]" if per_text else "examples",
+                f"{len(examples)} examples x {len(labels)} labels of texts[{index}]: a refit of the "
+                f"label vectors takes at most {MAX_REFIT_SIZE} (examples x labels)",
+            )
+        names = {label.name for label in labels}
+        for number, example in enumerate(examples):
+            for name in example.labels:
+                if name not in names:
+                    where = f"examples[{index}][{number}]" if per_text else f"examples[{number}]"
+                    raise InputError(
+                        f"{where}.labels",
+                        f"{name!r} is not one of the labels of texts[{index}] (this model learns from "
+                        "examples of the candidate labels only)",
+                    )
 
 
 def refit_key(examples: tuple[Example, ...], pieces: Sequence[str], prompt: str) -> tuple[Any, ...]:
