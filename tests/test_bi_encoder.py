@@ -285,14 +285,20 @@ def test_the_one_product_dot_scoring_equals_the_slot_path(backbone_dir) -> None:
     assert (fast.logits[index < 0] == -1000).all()
 
 
+def teaching(clf: Classifier) -> tuple[list, list[str], list[dict]]:
+    """The results without examples, each text's least liked label, and examples showing each text
+    twice as that label: left out, either copy is learnt from the other, so a refit passes its
+    check and each text then gets that label."""
+    plain = clf.classify(TEXTS, LABELS, multi_label=False)
+    least = [min(r.scores, key=r.scores.__getitem__) for r in plain]
+    shown = [{"text": t, "labels": [label]} for t, label in zip(TEXTS, least, strict=True)] * 2
+    return plain, least, shown
+
+
 def test_examples_refit_the_label_vectors_and_score_as_the_refit_says(backbone_dir) -> None:
     model, tokenizer = bi_model(backbone_dir("bert"))
     clf = Classifier(model, tokenizer, device="cpu")
-    plain = clf.classify(TEXTS, LABELS, multi_label=False)
-    # Each text shown twice as the label the model likes least for it: left out, either copy is
-    # learnt from the other, so the refit passes its check and each text now gets that label.
-    least = [min(r.scores, key=r.scores.__getitem__) for r in plain]
-    shown = [{"text": t, "labels": [label]} for t, label in zip(TEXTS, least, strict=True)] * 2
+    plain, least, shown = teaching(clf)
     prepared = clf.prepare(TEXTS, LABELS, multi_label=False, examples=shown)
     assert prepared.label_fits == [0, 0, 0, 0]
     taught = clf.classify(TEXTS, LABELS, multi_label=False, examples=shown)
@@ -326,9 +332,7 @@ def test_examples_are_refused_where_the_logit_is_not_a_dot_product(backbone_dir)
 def test_examples_give_one_refit_for_any_label_order_and_count_in_the_budget(backbone_dir) -> None:
     model, tokenizer = bi_model(backbone_dir("bert"))
     clf = Classifier(model, tokenizer, device="cpu")
-    plain = clf.classify(TEXTS, LABELS, multi_label=False)
-    least = [min(r.scores, key=r.scores.__getitem__) for r in plain]
-    shown = [{"text": t, "labels": [label]} for t, label in zip(TEXTS, least, strict=True)] * 2
+    _, _, shown = teaching(clf)
     given = clf.classify(TEXTS, LABELS, multi_label=False, examples=shown)
     backwards = clf.classify(TEXTS, LABELS[::-1], multi_label=False, examples=shown)
     for a, b in zip(given, backwards, strict=True):
