@@ -306,10 +306,7 @@ class ClassifierEngine:
         for batch in plan_batches(lengths, self.batch_limit(passes), self.max_batch_tokens):
             ids, mask = pad_rows([passes[i].input_ids for i in batch], self.pad_id)  # (batch, seq) each
             index = np.tile(np.arange(width, dtype=np.int64), (len(batch), 1))  # (batch, width)
-            if prepared.adapter is None:
-                rows = self.backend.run(ids, mask, width, basis, index)  # (batch, width)
-            else:
-                rows = self.extra_adapters.run(prepared.adapter, ids, mask, width, basis, index, None)
+            rows = self._run_model(prepared.adapter, ids, mask, width, basis, index, None)  # (batch, width)
             for i, row in zip(batch, rows, strict=True):
                 out[strings[passes[i].request]] = row
         cut = sum(plan.cut_tokens > 0 for plan in plans)
@@ -345,11 +342,11 @@ class ClassifierEngine:
     def slot_labels(self, prepared: Prepared, item: Pass) -> list[str]:
         """The label strings the label encoder reads for one pass's slots."""
         start, end = prepared.plans[item.request].groups[item.group]
-        return self.request_pieces(prepared.requests[item.request])[start:end]
+        return self.request_pieces(prepared.requests[item.request], start, end)
 
-    def request_pieces(self, request: Request) -> list[str]:
-        """The label strings the label encoder reads for a request's labels."""
-        pieces = zip(request.labels, request.descriptions, strict=True)
+    def request_pieces(self, request: Request, start: int = 0, end: int | None = None) -> list[str]:
+        """The label strings the label encoder reads for a request's labels [start:end]."""
+        pieces = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
         return [self.builder.label_piece(name, description) for name, description in pieces]
 
     def slot_keys(self, prepared: Prepared, item: Pass) -> list[Any]:
@@ -399,11 +396,14 @@ class ClassifierEngine:
         if passes[0].label_ids is not None:  # encoder-decoder: the label blocks, (batch, label_seq) each
             label_block = pad_rows([p.label_ids or [] for p in passes], self.pad_id)
         slots = max(p.num_labels for p in passes)
-        if adapter is None:
-            out = self.backend.run(ids, mask, slots, vectors, index, label_block)  # (batch, slots)
-        else:
-            out = self.extra_adapters.run(adapter, ids, mask, slots, vectors, index, label_block)
+        out = self._run_model(adapter, ids, mask, slots, vectors, index, label_block)  # (batch, slots)
         return [row[: item.num_labels] for row, item in zip(out, passes, strict=True)]
+
+    def _run_model(self, adapter: str | None, *arguments: Any) -> np.ndarray:
+        """`Backend.run(*arguments)` with the model's own weights (adapter None) or an extra adapter's."""
+        if adapter is None:
+            return self.backend.run(*arguments)
+        return self.extra_adapters.run(adapter, *arguments)
 
     def transform(self, calls: Sequence[Call], calibrated: bool = True) -> None:
         """The logit steps (blend, calibration), in place, for one or more calls at once (the calls of

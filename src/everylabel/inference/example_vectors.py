@@ -47,7 +47,7 @@ FIT_STEPS: Final = 200
 MAX_FOLDS: Final = 16
 # The most (examples x labels) one refit takes: it costs about (MAX_FOLDS + 1) * FIT_STEPS * 2 *
 # this * the vector width multiply-adds (21 G with 384-wide vectors: 64 labels with two examples
-# each is 8,192; seconds on a 2-core CPU), and a call refits once per distinct example set.
+# each is 8,192; about 1 s on a 2-core CPU), and a call refits once per distinct example set.
 MAX_REFIT_SIZE: Final = 2**13
 
 
