@@ -3,6 +3,7 @@ Platt step, so a text's logits cannot drift together where only the softmax trai
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from everylabel import create_model
 from everylabel.modeling import losses
 from everylabel.prompt import InputBuilder
 from everylabel.training.config import TrainConfigError, config_from_dict
-from everylabel.training.data import Record
+from everylabel.training.data import DataError, Record, load_records
 from everylabel.training.dataset import Augment, Collator, TrainingSet
 from everylabel.training.trainer import Trainer
 
@@ -45,6 +46,36 @@ def test_the_collator_adds_the_scores_only_when_asked(backbone_dir) -> None:
     pad = tokenizer.pad_token_id
     assert "level_targets" not in Collator(builder, False, pad)(examples)
     assert "level_targets" not in Collator(builder, True, pad, level_targets=True)(examples)  # BCE already
+    assert batch["level_rows"].tolist() == [True, True]
+
+
+def test_level_sources_pick_the_rows_the_level_loss_reads(backbone_dir) -> None:
+    model, tokenizer = create_model(backbone_dir("bert"))
+    builder = InputBuilder(tokenizer, model.config, 64)
+    records = [
+        Record("a teacher's soft scores", ["sports", "law"], {"sports": 0.7, "law": 0.3}, source="teacher"),
+        Record("the team won the cup", ["sports", "food"], {"sports": 1.0}, source="everyday"),
+        Record("a record without a source", ["law"], {}),
+    ]
+    data = TrainingSet(records, Augment(shuffle_labels=False), seed=0)
+    examples = [data.example(i) for i in range(len(records))]
+    assert [e.source for e in examples] == ["teacher", "everyday", ""]
+    pad = tokenizer.pad_token_id
+    collator = Collator(builder, False, pad, level_targets=True, level_sources=["everyday"])
+    assert collator(examples)["level_rows"].tolist() == [False, True, False]
+
+
+def test_records_keep_their_source(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    rows = [
+        {"text": "a", "all_labels": ["x"], "true_labels": ["x"], "source": "usage"},
+        {"text": "b", "all_labels": ["x"], "true_labels": []},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert [record.source for record in load_records(path)[0]] == ["usage", ""]
+    path.write_text(json.dumps({**rows[0], "source": 3}) + "\n")
+    with pytest.raises(DataError, match=r"records.jsonl:1: source"):
+        load_records(path)
 
 
 def test_level_loss_needs_single_label_and_a_positive_scale(tmp_path: Path) -> None:
@@ -57,6 +88,11 @@ def test_level_loss_needs_single_label_and_a_positive_scale(tmp_path: Path) -> N
     with pytest.raises(TrainConfigError, match="level_loss"):
         config_from_dict({**single, "level_loss": -1.0}).validate()
     config_from_dict(single).validate()
+    with pytest.raises(TrainConfigError, match="level_sources"):
+        config_from_dict({**single, "level_loss": 0.0, "level_sources": ["usage"]}).validate()
+    with pytest.raises(TrainConfigError, match="level_sources"):
+        config_from_dict({**single, "level_sources": []}).validate()
+    config_from_dict({**single, "level_sources": ["usage", "everyday"]}).validate()
 
 
 def test_one_label_calls_train_their_level_only_with_the_level_loss(backbone_dir, tmp_path: Path) -> None:
@@ -65,12 +101,13 @@ def test_one_label_calls_train_their_level_only_with_the_level_loss(backbone_dir
     records = [Record(f"the team won the match number {i}", ["sports"], {"sports": 1.0}) for i in range(8)]
     records += [Record(f"we baked bread with butter number {i}", ["sports"], {}) for i in range(8)]
 
-    def level_probabilities(weight: float) -> tuple[float, float]:
+    def level_probabilities(weight: float, sources: list[str] | None = None) -> tuple[float, float]:
         config = config_from_dict(
             {
+                "level_sources": sources,
                 "model": str(backbone_dir("bert")),
                 "train_data": "(in memory)",
-                "output_dir": str(tmp_path / str(weight)),
+                "output_dir": str(tmp_path / f"{weight}-{sources}"),
                 "model_options": {"architecture_type": "bi-encoder", "pooling_strategy": "avg"},
                 "problem_type": "single_label",
                 "level_loss": weight,
@@ -92,7 +129,7 @@ def test_one_label_calls_train_their_level_only_with_the_level_loss(backbone_dir
         trainer.model.eval()
         examples = [trainer.train_set.example(0, augment=False), trainer.train_set.example(8, augment=False)]
         batch = trainer.to_device(trainer.collator(examples))
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "level_targets")}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "level_targets", "level_rows")}
         with torch.no_grad():
             logits = trainer.model(**inputs).logits[:, 0]
         match, bread = torch.sigmoid(2.0 * logits - 1.0).tolist()
@@ -102,3 +139,5 @@ def test_one_label_calls_train_their_level_only_with_the_level_loss(backbone_dir
     assert match > 0.5 > bread
     untrained = level_probabilities(0.0)
     assert not (untrained[0] > 0.5 > untrained[1])
+    # Records of no source named in `level_sources` add no level term: the run is the untrained one.
+    assert level_probabilities(1.0, ["everyday"]) == pytest.approx(untrained, abs=1e-6)

@@ -52,6 +52,9 @@ class TrainConfig:
     level_loss: float = 0.0
     level_scale: float = 1.0
     level_bias: float = 0.0
+    # with `level_loss`: the term only on records whose "source" is one of these (records whose
+    # labels are yes or no for every candidate, such as everyday topics), not on a teacher's; null: all
+    level_sources: list[str] | None = None
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
@@ -127,6 +130,8 @@ class TrainConfig:
                 "level_loss: needs problem_type single_label (multi-label training is a binary "
                 "cross-entropy already)"
             )
+        if self.level_sources is not None and (self.level_loss <= 0 or not self.level_sources):
+            raise TrainConfigError("level_sources: needs level_loss > 0 and at least one source")
         if self.level_loss > 0 and self.level_scale <= 0:
             raise TrainConfigError(f"level_scale: must be > 0, got {self.level_scale}")
         if self.metric_for_best not in EVAL_METRICS:

@@ -24,6 +24,7 @@ class Record:
     true_labels: dict[str, float]  # label -> target in [0, 1]
     prompt: str = ""
     examples: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""  # where the record came from (a build's "source" field), for `level_sources`
 
 
 def _check_record(raw: Any) -> Record:
@@ -71,7 +72,10 @@ def _check_record(raw: Any) -> Record:
         labels = example.get("labels", example.get("true_labels"))
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ValueError(f"examples[{i}].labels: expected a list of strings")
-    return Record(text, list(all_labels), targets, prompt, [dict(e) for e in examples])
+    source = raw.get("source", "") or ""
+    if not isinstance(source, str):
+        raise ValueError("source: expected a string")
+    return Record(text, list(all_labels), targets, prompt, [dict(e) for e in examples], source)
 
 
 def load_records(path: str | os.PathLike[str], skip_invalid: bool = False) -> tuple[list[Record], list[str]]:

@@ -42,6 +42,7 @@ class Augment:
 class TrainingExample:
     request: Request
     targets: list[float]  # one per label of the request, in [0, 1]
+    source: str = ""  # the record's source (`Record.source`)
 
 
 class TrainingSet:
@@ -116,7 +117,7 @@ class TrainingSet:
                 examples += self._sample_examples(index, labels, rng, aug.max_examples)
 
         request = Request(text, labels, [None] * len(labels), record.prompt, examples)
-        return TrainingExample(request, [targets.get(label, 0.0) for label in labels])
+        return TrainingExample(request, [targets.get(label, 0.0) for label in labels], record.source)
 
     def _sample_examples(
         self, index: int, labels: list[str], rng: random.Random, limit: int
@@ -186,10 +187,13 @@ class Collator:
         label_tokens: LabelTokens | None = None,
         soft_targets: bool = False,
         level_targets: bool = False,
+        level_sources: Sequence[str] | None = None,
     ) -> None:
         self.builder = builder
         self.soft_targets = soft_targets  # single-label: scores over the candidates, not their argmax
         self.level_targets = level_targets  # single-label: also each slot's score, for the level loss
+        # the rows the level loss reads: examples of these sources (None: every row)
+        self.level_sources = None if level_sources is None else frozenset(level_sources)
         self.label_tokens = label_tokens  # a bi-encoder's: its labels go to the label encoder
         self.multi_label = multi_label
         self.pad_id = pad_id
@@ -205,6 +209,7 @@ class Collator:
         label_rows: list[list[int]] = []  # the label blocks, where they are their own sequence
         targets: list[list[float]] = []
         names: list[list[str]] = []
+        leveled: list[bool] = []  # per row, whether the level loss reads it
         pieces: list[list[str]] = []  # per row, its labels as the label encoder reads them
         for item in passes:
             if item.group or item.window:
@@ -214,6 +219,7 @@ class Collator:
             if item.label_ids is not None:
                 label_rows.append(item.label_ids)
             targets.append(examples[item.request].targets[start:end])
+            leveled.append(self.level_sources is None or examples[item.request].source in self.level_sources)
             request = examples[item.request].request
             names.append(request.labels[start:end])
             described = zip(request.labels[start:end], request.descriptions[start:end], strict=True)
@@ -236,6 +242,7 @@ class Collator:
             batch["labels"] = single_label_targets(labels, self.ignore_index)
         if self.level_targets and not self.multi_label:
             batch["level_targets"] = labels  # (batch, slots) scores, padding slots 0
+            batch["level_rows"] = torch.tensor(leveled)  # (batch,) bool
         if self.label_tokens is not None:  # the label encoder reads each label as inference does
             batch.update(self.label_tokens.batch(pieces))
         if label_rows:

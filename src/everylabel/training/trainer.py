@@ -190,7 +190,8 @@ class Trainer:
             )
         ignore = gliclass_config.ignore_index
         level = self.config.level_loss > 0
-        return Collator(builder, self.multi_label, pad, ignore, label_tokens, self.config.soft_targets, level)
+        soft, sources = self.config.soft_targets, self.config.level_sources
+        return Collator(builder, self.multi_label, pad, ignore, label_tokens, soft, level, sources)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
@@ -269,12 +270,14 @@ class Trainer:
     def forward(self, batch: dict[str, Any]) -> Any:
         """The model's output; with `level_loss`, its loss carries the weighted level term too."""
         level = batch.get("level_targets")
-        inputs = {k: v for k, v in batch.items() if k != "level_targets"}
+        inputs = {k: v for k, v in batch.items() if k not in ("level_targets", "level_rows")}
         with self.autocast():
             out = self.model(**inputs, mask_padding=self.config.mask_padding)
         if level is not None and out.loss is not None:
             cfg = self.config
-            term = platt_level_loss(out.logits, level, out.label_mask, cfg.level_scale, cfg.level_bias)
+            rows = batch["level_rows"]  # (batch,) bool, beside the level targets (Collator)
+            read = out.label_mask.bool() & rows[:, None]  # (batch, slots): real slots of leveled rows
+            term = platt_level_loss(out.logits, level, read, cfg.level_scale, cfg.level_bias)
             out.loss = out.loss + cfg.level_loss * term
         return out
 
