@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +86,19 @@ def held_out_calls(path: str) -> tuple[list[str], list[list[str]], np.ndarray]:
     return [r.text for r in records], [r.all_labels for r in records], targets
 
 
-def worded_texts(path: Path) -> tuple[list[str], list[str], list[str]]:
-    """(topics, texts, each text's own topic) of a topic -> texts file, texts in the file's order."""
-    groups: dict[str, list[str]] = json.loads(path.read_text())
+def worded_texts(path: Path | Sequence[Path]) -> tuple[list[str], list[str], list[str]]:
+    """(topics, texts, each text's own topic) of a topic -> texts file, texts in the file's order;
+    of several files, each topic's texts from the first file on (topics in the first file's order)."""
+    groups: dict[str, list[str]] = {}
+    for one in [path] if isinstance(path, Path) else path:
+        for topic, items in json.loads(one.read_text()).items():
+            groups.setdefault(topic, []).extend(items)
     texts = [text for items in groups.values() for text in items]
     gold = [topic for topic, items in groups.items() for _ in items]
     return list(groups), texts, gold
 
 
-def one_label_calls(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+def one_label_calls(path: Path | Sequence[Path]) -> tuple[list[str], list[list[str]], np.ndarray]:
     """(texts, label sets, targets): every text of a topic -> texts file asked about each topic alone."""
     topics, texts, gold = worded_texts(path)
     calls = [

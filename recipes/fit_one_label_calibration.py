@@ -1,17 +1,19 @@
 """Fit a model's multi-label calibration on plainly worded texts and store it beside the model.
 
     python recipes/fit_one_label_calibration.py src/everylabel/default_model \
-        --one-label recipes/obvious-dev.json --write
+        --one-label recipes/obvious-dev.json [recipes/obvious-dev-more.json] --write
 
-The texts of a topic -> texts file (recipes/obvious-dev.json, none of them in the obvious-cases
-suite) are asked about each topic alone (one-label calls: its own topic a yes, every other a no)
-and about all topics at once. A Platt scale and bias are fitted on the one-label calls' logits, the
-yeses weighing as much as the noes; then the bias is moved to where the worst of the three shares
-the obvious-cases suite measures is best on these texts: own topic alone >= 0.5, another topic
-alone < 0.5, and exactly the own topic at 0.5 among all (of tied biases, the nearest the fit). The
-calibration is stored as the model's `everylabel_calibration.json` for multi-label calls
-(`inference/calibration.py`), which every runtime applies; single-label calls keep the model's own
-softmax. Without `--write` it prints the fit and writes nothing.
+The texts of topic -> texts files (recipes/obvious-dev.json, 8 texts of each of 9 topics, as
+`make default-model` fits the shipped model; recipes/obvious-dev-more.json, 8 more of each, for a
+steadier fit of candidates; none of them in the obvious-cases suite) are asked about each
+topic alone (one-label calls: its own topic a yes, every other a no) and about all topics at once. A Platt
+scale and bias are fitted on the one-label calls' logits, the yeses weighing as much as the noes;
+then the bias is moved to where the worst of the three shares the obvious-cases suite measures is
+best on these texts: own topic alone >= 0.5, another topic alone < 0.5, and exactly the own topic
+at 0.5 among all (of tied biases, the nearest the fit). The calibration is stored as the model's
+`everylabel_calibration.json` for multi-label calls (`inference/calibration.py`), which every
+runtime applies; single-label calls keep the model's own softmax. Without `--write` it prints the
+fit and writes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from everylabel.inference.calibration import Calibration
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a model folder")
-    parser.add_argument("--one-label", type=Path, required=True, help="topic -> plainly worded texts")
+    parser.add_argument(
+        "--one-label", type=Path, nargs="+", required=True, help="topic -> plainly worded texts (files)"
+    )
     parser.add_argument("--write", action="store_true", help="store the calibration in the model's folder")
     args = parser.parse_args(argv)
 
@@ -44,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     gold = np.array([topics.index(topic) for topic in own])
     together = np.stack(model_logits(clf, dev, [topics] * len(dev)))  # (texts, topics)
     bias, shares = most_even_bias(scale, fitted, alone, targets, together, gold)
+    files = " + ".join(path.name for path in args.one_label)
     report = {
-        "fitted_on": f"{args.one_label.name}: {len(dev)} texts, one-label calls and all topics at once",
+        "fitted_on": f"{files}: {len(dev)} texts, one-label calls and all topics at once",
         "platt_bias": round(fitted, 4),
         **shares,
     }

@@ -4,6 +4,7 @@ Platt step, so a text's logits cannot drift together where only the softmax trai
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from everylabel import create_model
 from everylabel.modeling import losses
 from everylabel.prompt import InputBuilder
-from everylabel.training.config import TrainConfigError, config_from_dict
+from everylabel.training.config import TrainConfigError, config_from_dict, load_config
 from everylabel.training.data import DataError, Record, load_records
 from everylabel.training.dataset import Augment, Collator, TrainingSet
 from everylabel.training.trainer import Trainer
@@ -141,3 +142,12 @@ def test_one_label_calls_train_their_level_only_with_the_level_loss(backbone_dir
     assert not (untrained[0] > 0.5 > untrained[1])
     # Records of no source named in `level_sources` add no level term: the run is the untrained one.
     assert level_probabilities(1.0, ["everyday"]) == pytest.approx(untrained, abs=1e-6)
+
+
+def test_the_level_candidate_recipe_is_the_shipped_one_plus_the_level_term() -> None:
+    recipes = Path(__file__).parents[2] / "recipes"
+    shipped = asdict(load_config(recipes / "default-model-bi.yaml"))
+    candidate = asdict(load_config(recipes / "default-model-bi-level.yaml"))
+    changed = {key for key in shipped if shipped[key] != candidate[key]}
+    assert changed == {"output_dir", "level_loss", "level_scale", "level_bias", "level_sources"}
+    assert candidate["level_sources"] == ["everyday", "usage"] and candidate["level_loss"] == 1.0
