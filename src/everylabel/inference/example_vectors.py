@@ -188,11 +188,11 @@ def refit_requests(
         if not examples:
             out.append(None)
             continue
-        order = sorted(range(len(slots)), key=slots.__getitem__)  # any order of the labels: one refit
-        ordered = [slots[i] for i in order]
-        key = refit_key(examples, slots, prompt)
+        key = refit_key(examples, slots, prompt)  # any order of the labels: one refit
         if key not in keys:
             keys[key] = None
+            order = sorted(range(len(slots)), key=slots.__getitem__)
+            ordered = [slots[i] for i in order]
             known = set(names)
             kept = [e for e in examples if known.intersection(e.labels)]
             if kept:
